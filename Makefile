@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv first
+# (idempotent: reinstalls only when the package metadata or pins change).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.fxaug-installed
+EXTRAS ?= dev
+PYTEST_ARGS ?=
+
+# Offline, no telemetry: albumentations' update check, the Hugging Face hub, FiftyOne tracking.
+export NO_ALBUMENTATIONS_UPDATE := 1
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_OFFLINE := 1
+export FIFTYONE_DO_NOT_TRACK := true
+export FIFTYONE_DATABASE_VALIDATION := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/fxaug inspect examples/sample
+
+# pytest exits 5 when it collected no test: say so, and fail (a suite that runs nothing is broken).
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

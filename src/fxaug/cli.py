@@ -1,0 +1,105 @@
+"""The `fxaug` command line. Each subcommand registers itself in COMMANDS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable
+
+from . import __version__
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def command(register: Callable[[argparse._SubParsersAction], None]):
+    COMMANDS.append(register)
+    return register
+
+
+def _histogram(counts: dict[str, int], width: int = 40) -> list[str]:
+    top = max(counts.values(), default=0) or 1
+    return [f"  {name:<9} {n:>7}  {'#' * max(1, round(width * n / top)) if n else ''}" for name, n in counts.items()]
+
+
+@command
+def _inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="recognise a dataset's format, count its classes and check every image",
+        description="Recognise a dataset's format, print its class histogram and report every "
+        "file that cannot be read (the dataset is only read, never written).",
+    )
+    p.add_argument("dataset", help="dataset folder, CSV or parquet file")
+    p.add_argument("--format", default="auto", help="auto (default), folders, affectnet, fer2013, ferplus, hf")
+    p.add_argument("--scheme", help="numbering of numeric class labels: affectnet, fer2013, rafdb")
+    p.add_argument("--splits", help="comma-separated split names to read (default: all)")
+    p.add_argument("--no-decode", action="store_true", help="count from the index only; do not decode images")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(run=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from . import emotions as E
+    from .data import open_dataset
+
+    kwargs = {"splits": args.splits}
+    if args.scheme:
+        kwargs["scheme"] = args.scheme
+    reader = open_dataset(args.dataset, format=args.format, **kwargs)
+    if args.no_decode:
+        counts = reader.class_counts()
+    else:
+        found = Counter(record.emotion for record in reader)
+        counts = Counter({name: found[name] for name in E.EMOTIONS if found[name]})
+    if args.json:
+        out = {"format": reader.format, "description": reader.description, "counts": dict(counts)}
+        out.update({k: v for k, v in reader.report.to_dict().items() if k != "read"})
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"found: {reader.description}")
+    print(f"{sum(counts.values())} images in {len(counts)} classes:")
+    print("\n".join(_histogram(dict(counts))))
+    if not args.no_decode or reader.report.problems:
+        print(reader.report.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fxaug",
+        description="Facial-expression augmentation: read face datasets, train expression-transfer "
+        "GANs, synthesize faces to rebalance emotion classes.",
+    )
+    parser.add_argument("--version", action="version", version=f"fxaug {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every converted file too")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="fxaug: %(levelname)s: %(message)s", stream=sys.stderr)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"fxaug: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fxaug: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
