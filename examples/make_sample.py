@@ -15,7 +15,7 @@ NPZ = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "fer
 OUT = os.path.join(os.path.dirname(__file__), "sample")
 PER_CLASS = {"neutral": 30, "happy": 24, "sad": 12, "surprise": 10, "anger": 10, "fear": 6, "disgust": 4, "contempt": 4}
 
-data = np.load(NPZ)
+data = dict(np.load(NPZ))  # NpzFile re-reads an array on every access
 names = [str(n) for n in data["ferplus_majority_names"]]
 label = np.array([E.index(names[m]) if m >= 0 else -1 for m in data["ferplus_majority"]])
 rng = np.random.default_rng(2022)
