@@ -1,0 +1,71 @@
+"""Generator and discriminator architectures, the checkpoint format, and the model registry.
+
+    from fxaug.models import list_models, load_model
+    list_models()                       # names of the generators shipped inside the package
+    model = load_model("stargan-fer-64-parts")   # or a checkpoint directory path
+    model.save_pretrained("my-model/")  # config.json + model.safetensors
+
+Shipped models live in `fxaug/assets/models/<name>/`; any directory with a config.json and a
+model.safetensors (written by `save_pretrained`, or downloaded from the Hugging Face Hub) loads
+the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import CONFIG_NAME, MODEL_CLASSES, WEIGHTS_NAME, PretrainedModel, register_model
+from .gan import (
+    METHODS,
+    PART_NAMES,
+    CycleGANGenerators,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    PatchDiscriminator,
+    StarGANGenerator,
+)
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+
+__all__ = [
+    "BUNDLED_DIR",
+    "CONFIG_NAME",
+    "METHODS",
+    "MODEL_CLASSES",
+    "PART_NAMES",
+    "WEIGHTS_NAME",
+    "CycleGANGenerators",
+    "DiscriminatorConfig",
+    "GeneratorConfig",
+    "PatchDiscriminator",
+    "PretrainedModel",
+    "StarGANGenerator",
+    "list_models",
+    "load_model",
+    "register_model",
+]
+
+
+def list_models() -> list[str]:
+    """Names of the models shipped inside the package, sorted."""
+    if not BUNDLED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file())
+
+
+def load_model(name_or_path: str | os.PathLike, device="cpu") -> PretrainedModel:
+    """Load a shipped model by name, or any checkpoint directory by path, in eval mode."""
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if not (path / CONFIG_NAME).is_file():
+        bundled = BUNDLED_DIR / text
+        if (bundled / CONFIG_NAME).is_file():
+            path = bundled
+        else:
+            names = list_models()
+            raise FileNotFoundError(
+                f"no model {text!r}: neither a checkpoint directory (config.json + model.safetensors) nor a "
+                f"shipped model; shipped models: {', '.join(names) if names else 'none'}"
+            )
+    return PretrainedModel.from_pretrained(path, device=device)

@@ -1,0 +1,114 @@
+"""Architectures and the checkpoint format, on tiny configs that run in seconds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from fxaug.models import (
+    CycleGANGenerators,
+    PatchDiscriminator,
+    PretrainedModel,
+    StarGANGenerator,
+    list_models,
+    load_model,
+)
+
+TINY = dict(image_size=32, width=8, n_down=2, n_res=1)
+
+
+def _batch(n=3, channels=1, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, channels, size, size, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("method", ["image", "face", "parts"])
+def test_stargan_generator_shapes(channels, method):
+    g = StarGANGenerator(**TINY, channels=channels, method=method, domains=("neutral", "happy", "sad"))
+    x = _batch(channels=channels)
+    parts = ["mouth", "left_eye", "nose"] if method == "parts" else None
+    y = g(x, ["happy", "sad", "neutral"], parts=parts)
+    assert y.shape == x.shape and y.abs().max() <= 1
+    # Different targets give different outputs from the same input.
+    assert not torch.allclose(g(x, "happy", parts=parts), g(x, "sad", parts=parts))
+
+
+def test_generator_refuses_unknown_target_and_missing_parts():
+    g = StarGANGenerator(**TINY, domains=("neutral", "happy"), method="parts")
+    with pytest.raises(ValueError, match="not a domain of this model; its domains: neutral, happy"):
+        g(_batch(), "disgust", parts="mouth")
+    with pytest.raises(ValueError, match="needs parts="):
+        g(_batch(), "happy")
+    with pytest.raises(ValueError, match="unknown part"):
+        g(_batch(), "happy", parts="ear")
+
+
+def test_cyclegan_pair_directions():
+    g = CycleGANGenerators(**TINY, domains=("neutral", "happy"))
+    x = _batch()
+    assert g.translations() == [("neutral", "happy"), ("happy", "neutral")]
+    torch.testing.assert_close(g(x, "happy"), g.a_to_b(x))
+    torch.testing.assert_close(g(x, "neutral"), g.b_to_a(x))
+    with pytest.raises(ValueError, match="exactly two domains"):
+        CycleGANGenerators(**TINY, domains=("neutral", "happy", "sad"))
+
+
+@pytest.mark.parametrize("n_classes", [0, 3])
+def test_patch_discriminator(n_classes):
+    d = PatchDiscriminator(image_size=32, width=8, n_layers=3, n_classes=n_classes)
+    critic, logits = d(_batch(n=2))
+    assert critic.shape == (2, 1, 4, 4)
+    assert (logits is None) if n_classes == 0 else logits.shape == (2, 3)
+    # Instance noise acts only in training mode, and can be annealed to zero.
+    d.eval()
+    x = _batch(n=2)
+    torch.testing.assert_close(d(x)[0], d(x)[0])
+    d.train()
+    assert not torch.allclose(d(x)[0], d(x)[0])
+    d.set_noise_std(0.0)
+    torch.testing.assert_close(d(x)[0], d(x)[0])
+
+
+@pytest.mark.parametrize("cls", [StarGANGenerator, CycleGANGenerators])
+@pytest.mark.parametrize("dtype, tol", [("float32", 0.0), ("float16", 2e-2)])
+def test_save_load_round_trip(tmp_path, cls, dtype, tol):
+    torch.manual_seed(0)
+    g = cls(**TINY, domains=("neutral", "happy"), method="parts").eval()
+    x = _batch()
+    before = g(x, "happy", parts="mouth")
+    g.save_pretrained(tmp_path / "ckpt", dtype=dtype, metadata={"steps": 10})
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert config["_class_name"] == cls.__name__ and config["domains"] == ["neutral", "happy"]
+    loaded = load_model(tmp_path / "ckpt")
+    assert type(loaded) is cls and not loaded.training
+    assert loaded.config == g.config and loaded.metadata == {"steps": 10}
+    after = loaded(x, "happy", parts="mouth")
+    if tol == 0.0:
+        assert torch.equal(before, after)
+    else:
+        assert (before - after).abs().max() < tol
+    # Loading through a subclass checks the class; the files are never pickles.
+    assert isinstance(StarGANGenerator.from_pretrained(tmp_path / "ckpt") if cls is StarGANGenerator else loaded, cls)
+    if cls is CycleGANGenerators:
+        with pytest.raises(TypeError, match="not a StarGANGenerator"):
+            StarGANGenerator.from_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_load_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model 'nope'.*shipped models"):
+        load_model("nope")
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "Nope"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="unknown model class 'Nope'"):
+        PretrainedModel.from_pretrained(tmp_path)
+
+
+def test_registry_lists_bundled_models():
+    names = list_models()
+    assert names == sorted(names)
+    for name in names:
+        assert load_model(name).num_parameters() > 0
