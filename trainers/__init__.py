@@ -2,4 +2,30 @@
 
 Kept out of the runtime tree (src/fxaug) so that inference never imports training code;
 installed as the subpackage `fxaug.trainers`.
+
+    from fxaug.trainers import TrainConfig, train
+    train(TrainConfig(model="stargan", data="fer/", domains=("neutral", "happy")), "runs/x")
 """
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import TrainConfig
+
+__all__ = ["TrainConfig", "make_trainer", "train"]
+
+
+def make_trainer(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, data=None):
+    from .gans import TRAINERS
+
+    return TRAINERS[cfg.model](cfg, run_dir, data=data, resume=resume)
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> Path:
+    """Train to cfg.steps (from the latest snapshot with resume=True); returns the exported
+    EMA generator's checkpoint directory."""
+    trainer = make_trainer(cfg, run_dir, resume=resume)
+    trainer.train(progress=progress)
+    return Path(run_dir) / "generator"

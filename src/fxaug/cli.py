@@ -68,6 +68,13 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def _train(sub: argparse._SubParsersAction) -> None:
+    from .trainers.cli import register
+
+    register(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fxaug",

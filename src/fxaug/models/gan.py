@@ -235,16 +235,22 @@ class CycleGANGenerators(PretrainedModel):
             raise ValueError(f"emotion {target!r} is not a domain of this model; its domains: {', '.join(self.domains)}")
         return self.a_to_b if target == self.domains[1] else self.b_to_a
 
+    def part_condition(self, parts, batch: int, device) -> torch.Tensor | None:
+        """One-hot part planes for a parts model (None for image/face models)."""
+        if not self.config.parts:
+            return None
+        if parts is None:
+            raise ValueError("a parts model needs parts= (one part name, or one per sample)")
+        return _part_index(self.config.parts, parts, batch, device)
+
     def forward(self, x: torch.Tensor, target, parts=None) -> torch.Tensor:
         if not isinstance(target, str):
-            names = {self.domains[t] if isinstance(t, int) else E.canonical(t) for t in (target.tolist() if isinstance(target, torch.Tensor) else target)}
+            values = target.tolist() if isinstance(target, torch.Tensor) else list(target)
+            names = {self.domains[t] if isinstance(t, int) else E.canonical(t) for t in values}
             if len(names) != 1:
                 raise ValueError("CycleGAN translates a batch towards one target at a time")
             target = names.pop()
-        cond = _part_index(self.config.parts, parts, x.shape[0], x.device) if self.config.parts else None
-        if self.config.parts and parts is None:
-            raise ValueError("a parts model needs parts= (one part name, or one per sample)")
-        return self.generator_to(target)(x, cond)
+        return self.generator_to(target)(x, self.part_condition(parts, x.shape[0], x.device))
 
     def translations(self) -> list[tuple[str | None, str]]:
         a, b = self.domains

@@ -1,0 +1,104 @@
+"""Training options: one dataclass, filled from defaults (the paper's), a JSON/YAML config
+file, then command-line overrides; written to the run directory as options.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fxaug import emotions as E
+
+MODELS = ("stargan", "cyclegan")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "stargan"  # stargan | cyclegan
+    data: str = ""  # any fxaug.data source
+    format: str = "auto"
+    splits: str | None = None  # e.g. "Training" for FER2013/FERPlus, "train" for folders
+    method: str = "image"  # image | face | parts
+    domains: tuple[str, ...] = ("neutral", "happy")
+    size: int = 64  # generator input side (image/face: the face; parts: the part crop)
+    channels: int = 1
+    width: int = 64  # G first-layer channels
+    n_res: int = 6
+    d_width: int = 64
+    d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map
+    steps: int = 200_000  # discriminator steps; G steps = steps / n_critic
+    batch: int = 64
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    n_critic: int = 5
+    lambda_gp: float = 10.0
+    lambda_cls: float = 1.0  # StarGAN domain classification
+    lambda_rec: float = 5.0  # StarGAN reconstruction
+    lambda_cyc: float = 10.0  # CycleGAN cycle consistency
+    lambda_id: float = 5.0  # CycleGAN identity
+    noise_std: float = 0.1  # instance noise before every D conv...
+    noise_decay: float = 0.01  # ...reduced by this much per epoch (linear), floored at 0
+    ema: float = 0.999  # EMA of G's weights, the one sampled and exported
+    lr_decay_start: float = 0.5  # fraction of steps after which lr falls linearly to 0
+    diffaug: str = ""  # DiffAugment policy for D's inputs: "color,translation,cutout"
+    balance: bool = True  # sample domains equally (rare classes are the point)
+    max_per_class: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    sample_every: int = 1000
+    snapshot_every: int = 5000
+    part_margin: float = 0.25  # parts method: margin around each part, relative to its size
+    cache_dir: str | None = None  # where preprocessed training tensors are cached
+    tensorboard: bool = True
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if isinstance(self.domains, str):
+            self.domains = tuple(E.parse_list(self.domains))
+        self.domains = tuple(E.canonical(d) for d in self.domains)
+        if self.model == "cyclegan" and len(self.domains) != 2:
+            raise ValueError(f"cyclegan trains exactly two domains, got {', '.join(self.domains)}")
+        if self.method not in ("image", "face", "parts"):
+            raise ValueError(f"method must be image, face or parts, got {self.method!r}")
+        if self.batch < 2 or self.n_critic < 1 or self.steps < 1:
+            raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
+
+    @property
+    def n_layers(self) -> int:
+        if self.d_layers is not None:
+            return self.d_layers
+        layers, side = 0, self.size
+        while side > 6 and side % 2 == 0:
+            side //= 2
+            layers += 1
+        return max(2, layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["domains"] = list(self.domains)
+        return d
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        return cls.from_dict({**data, **overrides})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown training options {sorted(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**data)
+

@@ -1,0 +1,160 @@
+"""Training tensors from any fxaug.data source, prepared once and cached.
+
+A GAN step needs random batches of one or several domains many thousand times; decoding and
+resizing files each time would dominate a CPU run. So the chosen domains are read once,
+turned into uint8 tensors at training size (whole image, aligned face, or part crops, by
+method) and cached on disk keyed by everything that affects them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fxaug.data import open_dataset
+
+from .config import TrainConfig
+
+log = logging.getLogger("fxaug.trainers")
+CACHE_VERSION = 1
+
+
+@dataclass
+class TrainingSet:
+    images: torch.Tensor  # uint8 (N, C, S, S)
+    domains: torch.Tensor  # int64 (N,): index into domain_names
+    domain_names: tuple[str, ...]
+    parts: torch.Tensor | None = None  # int64 (N,): index into part_names (parts method)
+    part_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def counts(self) -> dict[str, int]:
+        return {name: int((self.domains == i).sum()) for i, name in enumerate(self.domain_names)}
+
+    def to_model_range(self, index: torch.Tensor, device) -> torch.Tensor:
+        """uint8 -> float in [-1, 1] on `device`, for the given rows."""
+        return self.images[index].to(device, torch.float32).div_(127.5).sub_(1.0)
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop to a square, then resize (area when shrinking, bicubic when enlarging)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = image[top : top + side, left : left + side]
+    if side == size:
+        return image
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(image, (size, size), interpolation=interp)
+
+
+def _cache_key(cfg: TrainConfig) -> str:
+    source = os.path.realpath(cfg.data)
+    stat = os.stat(source)
+    fields = {
+        "v": CACHE_VERSION,
+        "source": source,
+        "mtime": stat.st_mtime_ns,
+        "format": cfg.format,
+        "splits": cfg.splits,
+        "method": cfg.method,
+        "domains": list(cfg.domains),
+        "size": cfg.size,
+        "channels": cfg.channels,
+        "max_per_class": cfg.max_per_class,
+        "part_margin": cfg.part_margin if cfg.method == "parts" else None,
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FXAUG_CACHE", Path.home() / ".cache" / "fxaug")) / "training-sets"
+
+
+def build_training_set(cfg: TrainConfig) -> TrainingSet:
+    """Read cfg.data's records of cfg.domains and prepare them for cfg.method (cached)."""
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    cache = cache_dir / f"{_cache_key(cfg)}.pt"
+    if cache.is_file():
+        data = torch.load(cache, weights_only=True)
+        log.info("training set from cache %s", cache)
+        return TrainingSet(
+            images=data["images"],
+            domains=data["domains"],
+            domain_names=tuple(data["domain_names"]),
+            parts=data.get("parts"),
+            part_names=tuple(data.get("part_names", ())),
+        )
+    color = "gray" if cfg.channels == 1 else "rgb"
+    reader = open_dataset(cfg.data, format=cfg.format, splits=cfg.splits, emotions=list(cfg.domains), color=color)
+    log.info("reading %s", reader.description)
+    images: list[np.ndarray] = []
+    domains: list[int] = []
+    taken = dict.fromkeys(cfg.domains, 0)
+    if cfg.method != "image":
+        raise NotImplementedError(
+            f"method {cfg.method!r} needs fxaug.faces (face alignment and part crops); "
+            f"use method='image' until it is available"
+        )
+    for record in reader:
+        if cfg.max_per_class is not None and taken[record.emotion] >= cfg.max_per_class:
+            continue
+        image = resize_square(record.image, cfg.size)
+        images.append(image[None] if image.ndim == 2 else image.transpose(2, 0, 1))
+        domains.append(cfg.domains.index(record.emotion))
+        taken[record.emotion] += 1
+    missing = [d for d, n in taken.items() if n == 0]
+    if missing:
+        raise ValueError(f"{cfg.data}: no images of {', '.join(missing)} (splits={cfg.splits}); found {taken}")
+    data = TrainingSet(
+        images=torch.from_numpy(np.stack(images)),
+        domains=torch.tensor(domains, dtype=torch.int64),
+        domain_names=tuple(cfg.domains),
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"images": data.images, "domains": data.domains, "domain_names": list(data.domain_names)}, tmp)
+    os.replace(tmp, cache)
+    log.info("training set: %s; cached at %s", data.counts(), cache)
+    return data
+
+
+class DomainSampler:
+    """Random batch indices from its own torch.Generator (so a resumed run replays exactly).
+    balance=True draws each sample's domain uniformly, then an image of that domain."""
+
+    def __init__(self, data: TrainingSet, seed: int, balance: bool = True):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.by_domain = [torch.nonzero(data.domains == i).flatten() for i in range(len(data.domain_names))]
+        self.n = len(data)
+        self.balance = balance
+
+    def sample(self, batch: int, domain: int | None = None) -> torch.Tensor:
+        g = self.generator
+        if domain is not None:
+            pool = self.by_domain[domain]
+            return pool[torch.randint(len(pool), (batch,), generator=g)]
+        if not self.balance:
+            return torch.randint(self.n, (batch,), generator=g)
+        which = torch.randint(len(self.by_domain), (batch,), generator=g)
+        out = torch.empty(batch, dtype=torch.int64)
+        for d, pool in enumerate(self.by_domain):
+            mask = which == d
+            out[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=g)]
+        return out
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,123 @@
+"""StarGAN and CycleGAN training steps (WGAN-GP), per the paper's configuration."""
+
+from __future__ import annotations
+
+import torch
+
+from fxaug.models import CycleGANGenerators, PatchDiscriminator, StarGANGenerator
+
+from . import losses as L
+from .loop import GANTrainer
+
+
+def _generator_kwargs(cfg, data) -> dict:
+    return dict(
+        image_size=cfg.size, channels=cfg.channels, width=cfg.width, n_res=cfg.n_res,
+        domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
+    )
+
+
+def _discriminator(cfg, data, n_classes: int) -> PatchDiscriminator:
+    return PatchDiscriminator(
+        image_size=cfg.size, channels=cfg.channels, width=cfg.d_width, n_layers=cfg.n_layers,
+        n_classes=n_classes, parts=tuple(data.part_names), noise_std=cfg.noise_std,
+    )
+
+
+class StarGANTrainer(GANTrainer):
+    """One conditional G over all domains; D scores realism per patch and classifies the domain."""
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.nets["G"] = StarGANGenerator(**_generator_kwargs(cfg, self.data))
+        self.nets["D"] = _discriminator(cfg, self.data, len(self.data.domain_names))
+        self.opts = {k: self.adam(v) for k, v in self.nets.items()}
+
+    def _targets(self, source: torch.Tensor) -> torch.Tensor:
+        """A random domain other than each sample's own (from the seeded sampler stream)."""
+        k = len(self.data.domain_names)
+        shift = torch.randint(1, k, source.shape, generator=self.sampler.generator).to(source.device)
+        return (source + shift) % k
+
+    def d_step(self) -> dict[str, float]:
+        cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
+        x, src, parts = self.batch()
+        names = self.part_names(parts)
+        trg = self._targets(src)
+        with torch.no_grad():
+            fake = G(x, trg, parts=names)
+        real_score, real_logits = D(self.augment(x), parts=names)
+        fake_score, _ = D(self.augment(fake), parts=names)
+        gp = L.gradient_penalty(lambda z: D(self.augment(z), parts=names)[0], x, fake)
+        cls = L.classification_loss(real_logits, src)
+        adv = L.critic_loss(real_score, fake_score)
+        loss = adv + cfg.lambda_cls * cls + cfg.lambda_gp * gp
+        self.optimize("D", loss)
+        return {"D/loss": loss.item(), "D/adv": adv.item(), "D/cls": cls.item(), "D/gp": gp.item()}
+
+    def g_step(self) -> dict[str, float]:
+        cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
+        x, src, parts = self.batch()
+        names = self.part_names(parts)
+        trg = self._targets(src)
+        fake = G(x, trg, parts=names)
+        fake_score, fake_logits = D(self.augment(fake), parts=names)
+        adv = L.generator_adversarial_loss(fake_score)
+        cls = L.classification_loss(fake_logits, trg)
+        rec = L.l1(G(fake, src, parts=names), x)
+        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec
+        self.optimize("G", loss)
+        return {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
+
+
+class CycleGANTrainer(GANTrainer):
+    """G: a -> b and F: b -> a, a critic per domain; cycle and identity losses."""
+
+    def build(self) -> None:
+        cfg = self.cfg
+        self.nets["G"] = CycleGANGenerators(**_generator_kwargs(cfg, self.data))
+        self.nets["D_a"] = _discriminator(cfg, self.data, 0)
+        self.nets["D_b"] = _discriminator(cfg, self.data, 0)
+        self.opts = {k: self.adam(v) for k, v in self.nets.items()}
+
+    def _pair(self):
+        half = self.cfg.batch // 2
+        xa, _, pa = self.batch(domain=0, size=half)
+        xb, _, pb = self.batch(domain=1, size=half)
+        return xa, self.part_names(pa), xb, self.part_names(pb)
+
+    def d_step(self) -> dict[str, float]:
+        cfg, G = self.cfg, self.nets["G"]
+        xa, pa, xb, pb = self._pair()
+        with torch.no_grad():
+            fake_b = G.a_to_b(xa, G.part_condition(pa, len(xa), xa.device))
+            fake_a = G.b_to_a(xb, G.part_condition(pb, len(xb), xb.device))
+        out = {}
+        for name, real, fake, real_parts, fake_parts in (("D_a", xa, fake_a, pa, pb), ("D_b", xb, fake_b, pb, pa)):
+            D = self.nets[name]
+            real_score, _ = D(self.augment(real), parts=real_parts)
+            fake_score, _ = D(self.augment(fake), parts=fake_parts)
+            # Interpolates mix two part types when parts differ; condition on the real one's.
+            gp = L.gradient_penalty(lambda z, D=D, p=real_parts: D(self.augment(z), parts=p)[0], real, fake)
+            adv = L.critic_loss(real_score, fake_score)
+            loss = adv + cfg.lambda_gp * gp
+            self.optimize(name, loss)
+            out.update({f"{name}/loss": loss.item(), f"{name}/gp": gp.item()})
+        return out
+
+    def g_step(self) -> dict[str, float]:
+        cfg, G = self.cfg, self.nets["G"]
+        xa, pa, xb, pb = self._pair()
+        ca, cb = G.part_condition(pa, len(xa), xa.device), G.part_condition(pb, len(xb), xb.device)
+        fake_b, fake_a = G.a_to_b(xa, ca), G.b_to_a(xb, cb)
+        adv = L.generator_adversarial_loss(self.nets["D_b"](self.augment(fake_b), parts=pa)[0])
+        adv = adv + L.generator_adversarial_loss(self.nets["D_a"](self.augment(fake_a), parts=pb)[0])
+        cyc = L.l1(G.b_to_a(fake_b, ca), xa) + L.l1(G.a_to_b(fake_a, cb), xb)
+        idt = L.l1(G.a_to_b(xb, cb), xb) + L.l1(G.b_to_a(xa, ca), xa)
+        loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt
+        self.optimize("G", loss)
+        return {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
+
+
+
+TRAINERS = {"stargan": StarGANTrainer, "cyclegan": CycleGANTrainer}

@@ -1,0 +1,319 @@
+"""One training loop for every fxaug GAN, in the manner of stylegan3's training_loop:
+a run directory per run (options.json, metrics.jsonl, sample grids, snapshots, TensorBoard
+logs, the exported EMA generator), exact resumption, and data parallelism over `torchrun`
+processes (gradients averaged by hand, which unlike DDP's hooks works with the gradient
+penalty's double backward).
+
+Model-specific trainers subclass `GANTrainer` and implement `build`, `d_step` and `g_step`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .config import TrainConfig
+from .data import DomainSampler, TrainingSet, build_training_set
+from .diffaug import diff_augment, parse_policy
+
+log = logging.getLogger("fxaug.trainers")
+SNAPSHOTS = "snapshots"
+EXPORT = "generator"
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def latest_snapshot(run_dir: Path) -> Path | None:
+    snaps = sorted((run_dir / SNAPSHOTS).glob("snapshot-*.pt"))
+    return snaps[-1] if snaps else None
+
+
+class Distributed:
+    """rank / world size from torchrun's environment; a no-op for a single process."""
+
+    def __init__(self, device_kind: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, module: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast(self, module: torch.nn.Module) -> None:
+        if self.world > 1:
+            for t in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(t.data, src=0)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+class GANTrainer:
+    """Subclasses fill `self.nets` (name -> module; the generator is "G"), `self.opts`
+    (name -> optimizer) and implement the steps."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, data: TrainingSet | None = None, resume: bool = False):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        kind = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+        self.dist = Distributed(torch.device(kind).type)
+        self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" and self.dist.world > 1 else kind)
+        self.policy = parse_policy(cfg.diffaug)
+        torch.manual_seed(cfg.seed)
+        self.data = data if data is not None else build_training_set(cfg)
+        self.nets: dict[str, torch.nn.Module] = {}
+        self.opts: dict[str, torch.optim.Optimizer] = {}
+        self.build()
+        for net in self.nets.values():
+            net.to(self.device).train()
+            self.dist.broadcast(net)
+        self.G_ema = copy.deepcopy(self.nets["G"]).eval().requires_grad_(False)
+        # Per-rank streams: different batches and noise on each process.
+        self.sampler = DomainSampler(self.data, seed=cfg.seed * 1000 + self.dist.rank, balance=cfg.balance)
+        torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
+        self.step = 0
+        self.losses: dict[str, float] = {}
+        self._fixed = self._fixed_batch()
+        if resume:
+            snap = latest_snapshot(self.run_dir)
+            if snap is None:
+                raise FileNotFoundError(f"{self.run_dir}: --resume, but no snapshot in {self.run_dir / SNAPSHOTS}")
+            self.load_snapshot(snap)
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "options.json").write_text(json.dumps(self.options(), indent=2) + "\n")
+        self._tb = None
+
+    # -- to implement ---------------------------------------------------------------------
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def d_step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def g_step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample_grid(self) -> tuple[torch.Tensor, int]:
+        """Fixed inputs and the EMA generator's output towards every domain, one row each:
+        ((rows * cols, C, S, S) in [-1, 1], cols)."""
+        idx = self._fixed
+        x = self.data.to_model_range(idx, self.device)
+        names = self.part_names(self.data.parts[idx]) if self.data.parts is not None else None
+        cols = [x] + [self.G_ema(x, d, parts=names) for d in self.data.domain_names]
+        return torch.stack(cols, dim=1).flatten(0, 1).cpu(), len(cols)
+
+    # -- shared helpers -------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "world_size": self.dist.world,
+            "device": str(self.device),
+            "training_set": self.data.counts(),
+            "torch": torch.__version__,
+        }
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy) if self.policy else x
+
+    def adam(self, module: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
+
+    def batch(self, domain: int | None = None, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(images in [-1, 1], domain indices, part indices or None) on the device."""
+        index = self.sampler.sample(size or self.cfg.batch, domain)
+        parts = self.data.parts[index].to(self.device) if self.data.parts is not None else None
+        return self.data.to_model_range(index, self.device), self.data.domains[index].to(self.device), parts
+
+    def part_names(self, parts: torch.Tensor | None) -> list[str] | None:
+        return None if parts is None else [self.data.part_names[i] for i in parts.tolist()]
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        opt, net = self.opts[name], self.nets[name]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.dist.average_gradients(net)
+        opt.step()
+
+    def _fixed_batch(self) -> torch.Tensor:
+        """The first 8 images of the training set spread over domains: the grid's inputs."""
+        picks = []
+        per = max(1, 8 // len(self.data.domain_names))
+        for d in range(len(self.data.domain_names)):
+            picks.extend(torch.nonzero(self.data.domains == d).flatten()[:per].tolist())
+        return torch.tensor(picks[:8])
+
+    def learning_rate(self) -> float:
+        start = self.cfg.lr_decay_start * self.cfg.steps
+        if self.step < start:
+            return self.cfg.lr
+        return self.cfg.lr * max(0.0, (self.cfg.steps - self.step) / max(1.0, self.cfg.steps - start))
+
+    def noise_std(self) -> float:
+        epoch = self.step * self.cfg.batch * self.dist.world / max(1, len(self.data))
+        return max(0.0, self.cfg.noise_std - self.cfg.noise_decay * math.floor(epoch))
+
+    def update_ema(self) -> None:
+        beta = self.cfg.ema
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.nets["G"].parameters()):
+                p_ema.lerp_(p, 1.0 - beta)
+            for b_ema, b in zip(self.G_ema.buffers(), self.nets["G"].buffers()):
+                b_ema.copy_(b)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "step": self.step,
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "opts": {k: v.state_dict() for k, v in self.opts.items()},
+            "G_ema": self.G_ema.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "config": self.cfg.to_dict(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_snapshot(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = dict(state["config"])
+        current = self.cfg.to_dict()
+        # Everything but the schedule's length and the logging cadence must match.
+        free = {"steps", "log_every", "sample_every", "snapshot_every", "device", "tensorboard", "cache_dir"}
+        differs = {k for k in current if k not in free and saved.get(k) != current[k]}
+        if differs:
+            raise ValueError(f"{path}: snapshot options differ from this run's in {sorted(differs)}")
+        for k, net in self.nets.items():
+            net.load_state_dict(state["nets"][k])
+        for k, opt in self.opts.items():
+            opt.load_state_dict(state["opts"][k])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.step = int(state["step"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def save_snapshot(self) -> Path:
+        folder = self.run_dir / SNAPSHOTS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"snapshot-{self.step:07d}.pt"
+        _atomic_save(self.state_dict(), path)
+        return path
+
+    def export(self, directory: Path | None = None) -> Path:
+        """The EMA generator as a `from_pretrained` checkpoint, with its training record."""
+        out = directory or self.run_dir / EXPORT
+        meta = {"steps": self.step, "training": self.cfg.to_dict(), "training_set": self.data.counts()}
+        return self.G_ema.save_pretrained(out, metadata=meta)
+
+    # -- the loop -------------------------------------------------------------------------
+    def _log(self, values: dict[str, float], started: float) -> None:
+        record = {"step": self.step, "time_s": round(time.time() - started, 2), **{k: round(v, 5) for k, v in values.items()}}
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in values.items():
+                self._tb.add_scalar(k, v, self.step)
+
+    def _write_grid(self) -> None:
+        from torchvision.utils import save_image
+
+        images, cols = self.sample_grid()
+        folder = self.run_dir / "samples"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"step-{self.step:07d}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        save_image(images.add(1).div(2).clamp(0, 1), tmp, nrow=cols, padding=1)
+        os.replace(tmp, path)
+        if self._tb is not None:
+            from torchvision.utils import make_grid
+
+            self._tb.add_image("samples", make_grid(images.add(1).div(2).clamp(0, 1), nrow=cols), self.step)
+
+    def _open_tensorboard(self) -> None:
+        if not (self.cfg.tensorboard and self.dist.main):
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.warning("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+            return
+        self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
+
+    def train(self, until: int | None = None, progress: bool = True) -> dict[str, float]:
+        """Run D steps up to `until` (default cfg.steps); G every n_critic-th. Returns the last losses."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        until = cfg.steps if until is None else min(until, cfg.steps)
+        self._open_tensorboard()
+        started = time.time()
+        bar = tqdm(total=until, initial=self.step, disable=not (progress and self.dist.main), desc="train", dynamic_ncols=True)
+        try:
+            while self.step < until:
+                lr = self.learning_rate()
+                for opt in self.opts.values():
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                for net in self.nets.values():
+                    if hasattr(net, "set_noise_std"):
+                        net.set_noise_std(self.noise_std())
+                losses = self.d_step()
+                if (self.step + 1) % cfg.n_critic == 0:
+                    losses.update(self.g_step())
+                    self.update_ema()
+                self.losses.update(losses)
+                self.step += 1
+                bar.update(1)
+                if self.dist.main:
+                    if self.step % cfg.log_every == 0 or self.step == until:
+                        bar.set_postfix({k.split("/")[-1]: f"{v:.3f}" for k, v in self.losses.items() if k.endswith("loss")})
+                        self._log({**self.losses, "lr": lr, "noise_std": self.noise_std()}, started)
+                    if self.step % cfg.sample_every == 0 or self.step == until:
+                        self._write_grid()
+                    if self.step % cfg.snapshot_every == 0 or self.step == until:
+                        self.save_snapshot()
+                        self.export()
+                if self.step % cfg.snapshot_every == 0:
+                    self.dist.barrier()  # no rank runs ahead of a snapshot being written
+        finally:
+            bar.close()
+            if self._tb is not None:
+                self._tb.close()
+        return dict(self.losses)
