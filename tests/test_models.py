@@ -112,3 +112,36 @@ def test_registry_lists_bundled_models():
     assert names == sorted(names)
     for name in names:
         assert load_model(name).num_parameters() > 0
+
+
+def test_twocet_codes_strength_and_references(tmp_path):
+    from fxaug.models import TwoCETDiscriminator, TwoCETGAN
+
+    torch.manual_seed(0)
+    m = TwoCETGAN(image_size=32, width=8, n_res=1, code_dim=8).eval()
+    x = _batch(n=4)
+    zero = m(x, torch.zeros(8))
+    assert zero.shape == x.shape
+    # Strength scales the code: strength 0 is the neutral (code 0) output, whatever the code.
+    code = torch.rand(8) - 0.5
+    assert torch.equal(m(x, code, strength=0.0), zero)
+    assert torch.equal(m(x, "neutral"), zero)
+    assert not torch.allclose(m(x, code), zero)
+    # Reference-guided: the reference's code, by the encoder (RGB references reduced to gray).
+    ref = _batch(n=1, seed=5)
+    torch.testing.assert_close(m(x, reference=ref), m(x, m.encode(ref)[0]))
+    assert m.encode(_batch(n=2, channels=3)).shape == (2, 8)
+    # Named expressions: the mean code of references, persisted by save/load.
+    with pytest.raises(ValueError, match="no expression 'disgust'"):
+        m(x, "disgust")
+    refs = _batch(n=5, seed=7)
+    named = m.set_expression("disgust", refs)
+    torch.testing.assert_close(named, m.encode(refs).mean(0))
+    torch.testing.assert_close(m(x, "disgust"), m(x, named))
+    assert m.domains == ("neutral", "disgust") and m.translations() == [("neutral", "disgust")]
+    m.save_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config.expressions == ("disgust",)
+    assert torch.equal(loaded(x, "disgust"), m(x, "disgust"))
+    d = TwoCETDiscriminator(image_size=32, width=8)
+    assert d(x, 0).shape == (4,) and d(x, torch.tensor([0, 1, 1, 0])).shape == (4,)

@@ -42,7 +42,9 @@ def _weights(trainer) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("model, domains", [("stargan", "neutral,happy,sad"), ("cyclegan", "neutral,happy")])
+@pytest.mark.parametrize(
+    "model, domains", [("stargan", "neutral,happy,sad"), ("cyclegan", "neutral,happy"), ("2cet", "neutral,happy,sad")]
+)
 def test_steps_run_and_fill_the_run_directory(faces_dir, tmp_path, model, domains):
     cfg = _cfg(faces_dir, tmp_path, model=model, domains=domains, steps=5, n_critic=5, diffaug="color,translation,cutout")
     trainer = make_trainer(cfg, tmp_path / "run")
@@ -61,12 +63,26 @@ def test_steps_run_and_fill_the_run_directory(faces_dir, tmp_path, model, domain
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png", "step-0000005.png"]
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["snapshot-0000003.pt", "snapshot-0000005.pt"]
     g = load_model(run / "generator")
-    assert g.domains == tuple(domains.split(","))
+    assert g.domains == tuple(domains.split(","))  # 2cet: an expression named per emotional class
 
 
-@pytest.mark.parametrize("model", ["stargan", "cyclegan"])
+def test_twocet_schedules_scale_to_short_runs(faces_dir, tmp_path):
+    cfg = _cfg(faces_dir, tmp_path, model="2cet", domains="neutral,happy", steps=1000)
+    trainer = make_trainer(cfg, tmp_path / "run")
+    # 5k / 10k of a 100k reference run become 50 / 100 of a 1,000-step run.
+    trainer.step = 0
+    assert trainer.weights() == {"code": 0.0, "ds": 1.0, "cyc_e": 1.0}
+    trainer.step = 25
+    w = trainer.weights()
+    assert w["code"] == pytest.approx(0.5) and w["ds"] == pytest.approx(0.75) and w["cyc_e"] == pytest.approx(1.125)
+    trainer.step = 500
+    assert trainer.weights() == {"code": 1.0, "ds": 0.0, "cyc_e": 1.5}
+    assert (trainer.cfg.n_critic, trainer.cfg.beta1) == (1, 0.0)  # 2CET's own defaults
+
+
+@pytest.mark.parametrize("model", ["stargan", "cyclegan", "2cet"])
 def test_resume_is_bit_exact(faces_dir, tmp_path, model):
-    domains = "neutral,happy,sad" if model == "stargan" else "neutral,happy"
+    domains = "neutral,happy" if model == "cyclegan" else "neutral,happy,sad"
     cfg = _cfg(faces_dir, tmp_path, model=model, domains=domains, steps=12, n_critic=2, snapshot_every=5, diffaug="translation")
     straight = make_trainer(cfg, tmp_path / "straight")
     straight.train(progress=False)

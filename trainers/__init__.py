@@ -18,9 +18,11 @@ __all__ = ["TrainConfig", "make_trainer", "train"]
 
 
 def make_trainer(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, data=None):
-    from .gans import TRAINERS
+    from .gans import CycleGANTrainer, StarGANTrainer
+    from .twocet import TwoCETTrainer
 
-    return TRAINERS[cfg.model](cfg, run_dir, data=data, resume=resume)
+    trainers = {"stargan": StarGANTrainer, "cyclegan": CycleGANTrainer, "2cet": TwoCETTrainer}
+    return trainers[cfg.model](cfg, run_dir, data=data, resume=resume)
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> Path:

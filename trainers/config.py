@@ -11,12 +11,19 @@ from typing import Any
 
 from fxaug import emotions as E
 
-MODELS = ("stargan", "cyclegan")
+MODELS = ("stargan", "cyclegan", "2cet")
+# The paper GANs (WGAN-GP) update G every 5th step with Adam(0.5, 0.99); 2CET-GAN (non-saturating
+# loss + R1, as StarGAN v2) alternates every step with Adam(0, 0.99).
+MODEL_DEFAULTS = {
+    "stargan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64},
+    "cyclegan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64},
+    "2cet": {"n_critic": 1, "beta1": 0.0, "width": 32, "d_width": 32},
+}
 
 
 @dataclass
 class TrainConfig:
-    model: str = "stargan"  # stargan | cyclegan
+    model: str = "stargan"  # stargan | cyclegan | 2cet
     data: str = ""  # any fxaug.data source
     format: str = "auto"
     splits: str | None = None  # e.g. "Training" for FER2013/FERPlus, "train" for folders
@@ -24,16 +31,16 @@ class TrainConfig:
     domains: tuple[str, ...] = ("neutral", "happy")
     size: int = 64  # generator input side (image/face: the face; parts: the part crop)
     channels: int = 1
-    width: int = 64  # G first-layer channels
+    width: int | None = None  # G first-layer channels (model default)
     n_res: int = 6
-    d_width: int = 64
+    d_width: int | None = None
     d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map
     steps: int = 200_000  # discriminator steps; G steps = steps / n_critic
     batch: int = 64
     lr: float = 1e-4
-    beta1: float = 0.5
+    beta1: float | None = None
     beta2: float = 0.99
-    n_critic: int = 5
+    n_critic: int | None = None  # D steps per G step (model default)
     lambda_gp: float = 10.0
     lambda_cls: float = 1.0  # StarGAN domain classification
     lambda_rec: float = 5.0  # StarGAN reconstruction
@@ -51,6 +58,19 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 1000
     snapshot_every: int = 5000
+    # 2CET-GAN: code size, loss weights and their schedules. Ramps are given for a run of
+    # schedule_reference_steps and scale down proportionally for shorter runs.
+    code_dim: int = 32
+    lambda_code: float = 1.0  # ramps 0 -> lambda_code over code_ramp_steps
+    lambda_ds: float = 1.0  # decays lambda_ds -> 0 over ds_decay_steps
+    lambda_cyc_n: float = 1.0
+    lambda_cyc_e: float = 1.0  # ramps lambda_cyc_e -> lambda_cyc_e_final over cyc_e_ramp_steps
+    lambda_cyc_e_final: float = 1.5
+    lambda_r1: float = 1.0
+    code_ramp_steps: int = 5000
+    ds_decay_steps: int = 10000
+    cyc_e_ramp_steps: int = 10000
+    schedule_reference_steps: int = 100_000
     part_margin: float = 0.25  # parts method: margin around each part, relative to its size
     cache_dir: str | None = None  # where preprocessed training tensors are cached
     tensorboard: bool = True
@@ -58,15 +78,26 @@ class TrainConfig:
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        for key, value in MODEL_DEFAULTS[self.model].items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
         if isinstance(self.domains, str):
             self.domains = tuple(E.parse_list(self.domains))
         self.domains = tuple(E.canonical(d) for d in self.domains)
         if self.model == "cyclegan" and len(self.domains) != 2:
             raise ValueError(f"cyclegan trains exactly two domains, got {', '.join(self.domains)}")
+        if self.model == "2cet" and "neutral" not in self.domains:
+            raise ValueError("2cet learns neutral <-> emotional: domains must include neutral")
+        if self.model == "2cet" and self.method == "parts":
+            raise ValueError("2cet transfers whole faces: method image or face")
         if self.method not in ("image", "face", "parts"):
             raise ValueError(f"method must be image, face or parts, got {self.method!r}")
         if self.batch < 2 or self.n_critic < 1 or self.steps < 1:
             raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
+
+    def ramp(self, steps: int) -> float:
+        """A schedule length, scaled for runs shorter than schedule_reference_steps."""
+        return max(1.0, steps * min(1.0, self.steps / self.schedule_reference_steps))
 
     @property
     def n_layers(self) -> int:

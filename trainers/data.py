@@ -136,20 +136,23 @@ class DomainSampler:
     def __init__(self, data: TrainingSet, seed: int, balance: bool = True):
         self.generator = torch.Generator().manual_seed(seed)
         self.by_domain = [torch.nonzero(data.domains == i).flatten() for i in range(len(data.domain_names))]
-        self.n = len(data)
         self.balance = balance
 
-    def sample(self, batch: int, domain: int | None = None) -> torch.Tensor:
+    def sample(self, batch: int, domain: int | list[int] | None = None) -> torch.Tensor:
+        """Indices of `batch` images: of one domain, of a list of domains, or of any."""
         g = self.generator
-        if domain is not None:
+        if isinstance(domain, int):
             pool = self.by_domain[domain]
             return pool[torch.randint(len(pool), (batch,), generator=g)]
+        domains = list(range(len(self.by_domain))) if domain is None else list(domain)
         if not self.balance:
-            return torch.randint(self.n, (batch,), generator=g)
-        which = torch.randint(len(self.by_domain), (batch,), generator=g)
+            pool = torch.cat([self.by_domain[d] for d in domains])
+            return pool[torch.randint(len(pool), (batch,), generator=g)]
+        which = torch.tensor(domains)[torch.randint(len(domains), (batch,), generator=g)]
         out = torch.empty(batch, dtype=torch.int64)
-        for d, pool in enumerate(self.by_domain):
+        for d in domains:
             mask = which == d
+            pool = self.by_domain[d]
             out[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=g)]
         return out
 

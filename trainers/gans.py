@@ -117,7 +117,3 @@ class CycleGANTrainer(GANTrainer):
         loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt
         self.optimize("G", loss)
         return {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
-
-
-
-TRAINERS = {"stargan": StarGANTrainer, "cyclegan": CycleGANTrainer}

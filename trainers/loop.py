@@ -151,7 +151,7 @@ class GANTrainer:
     def adam(self, module: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(module.parameters(), lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
 
-    def batch(self, domain: int | None = None, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def batch(self, domain: int | list[int] | None = None, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(images in [-1, 1], domain indices, part indices or None) on the device."""
         index = self.sampler.sample(size or self.cfg.batch, domain)
         parts = self.data.parts[index].to(self.device) if self.data.parts is not None else None
@@ -236,11 +236,12 @@ class GANTrainer:
         _atomic_save(self.state_dict(), path)
         return path
 
+    def export_metadata(self) -> dict[str, Any]:
+        return {"steps": self.step, "training": self.cfg.to_dict(), "training_set": self.data.counts()}
+
     def export(self, directory: Path | None = None) -> Path:
         """The EMA generator as a `from_pretrained` checkpoint, with its training record."""
-        out = directory or self.run_dir / EXPORT
-        meta = {"steps": self.step, "training": self.cfg.to_dict(), "training_set": self.data.counts()}
-        return self.G_ema.save_pretrained(out, metadata=meta)
+        return self.G_ema.save_pretrained(directory or self.run_dir / EXPORT, metadata=self.export_metadata())
 
     # -- the loop -------------------------------------------------------------------------
     def _log(self, values: dict[str, float], started: float) -> None:

@@ -25,6 +25,7 @@ from .gan import (
     PatchDiscriminator,
     StarGANGenerator,
 )
+from .twocet import TwoCETConfig, TwoCETDiscriminator, TwoCETDiscriminatorConfig, TwoCETGAN
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 
@@ -41,6 +42,10 @@ __all__ = [
     "PatchDiscriminator",
     "PretrainedModel",
     "StarGANGenerator",
+    "TwoCETConfig",
+    "TwoCETDiscriminator",
+    "TwoCETDiscriminatorConfig",
+    "TwoCETGAN",
     "list_models",
     "load_model",
     "register_model",

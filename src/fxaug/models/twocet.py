@@ -1,0 +1,254 @@
+"""2CET-GAN (Hu, Aldausari, Mohammadi): unsupervised, continuous expression transfer.
+
+An encoder E maps a face (grayscale) to a 32-d expression code; a generator G(x, c) gives x
+the expression of code c, with c = 0 meaning neutral. Codes are injected by adaptive instance
+normalisation (AdaIN) in G's residual blocks. One discriminator has two heads, neutral and
+emotional. The runtime model (`TwoCETGAN`) holds G and E together, plus named expressions:
+the mean code of a class's reference faces, so "disgust" can be asked for by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import emotions as E
+from .base import PretrainedModel, register_model
+
+
+@dataclass(frozen=True)
+class TwoCETConfig:
+    image_size: int = 64
+    channels: int = 1
+    code_dim: int = 32
+    width: int = 32  # first-layer channels of G and E
+    n_down: int = 2
+    n_res: int = 4  # AdaIN residual blocks at the bottleneck
+    max_width: int = 256
+    expressions: tuple[str, ...] = ()  # named codes held in the `expression_codes` buffer
+
+    def __post_init__(self):
+        object.__setattr__(self, "expressions", tuple(E.canonical(e) for e in self.expressions))
+
+
+@dataclass(frozen=True)
+class TwoCETDiscriminatorConfig:
+    image_size: int = 64
+    channels: int = 1
+    width: int = 32
+    max_width: int = 256
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block (InstanceNorm), optionally halving resolution."""
+
+    def __init__(self, cin: int, cout: int, down: bool = False, norm: bool = True):
+        super().__init__()
+        self.down = down
+        self.norm1 = nn.InstanceNorm2d(cin, affine=True) if norm else nn.Identity()
+        self.norm2 = nn.InstanceNorm2d(cin, affine=True) if norm else nn.Identity()
+        self.conv1 = nn.Conv2d(cin, cin, 3, 1, 1)
+        self.conv2 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.leaky_relu(self.norm1(x), 0.2))
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+        h = self.conv2(F.leaky_relu(self.norm2(h), 0.2))
+        s = self.skip(x)
+        if self.down:
+            s = F.avg_pool2d(s, 2)
+        return (s + h) / 2**0.5
+
+
+class AdaIN(nn.Module):
+    def __init__(self, dim: int, code_dim: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(dim, affine=False)
+        self.fc = nn.Linear(code_dim, dim * 2)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.fc(code)[:, :, None, None].chunk(2, dim=1)
+        return (1 + gamma) * self.norm(x) + beta
+
+
+class AdaINBlock(nn.Module):
+    """Residual block whose normalisations take their scale and shift from the code;
+    optionally doubling resolution (bilinear)."""
+
+    def __init__(self, cin: int, cout: int, code_dim: int, up: bool = False):
+        super().__init__()
+        self.up = up
+        self.norm1, self.norm2 = AdaIN(cin, code_dim), AdaIN(cout, code_dim)
+        self.conv1 = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.norm1(x, code), 0.2)
+        if self.up:
+            h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        h = self.conv2(F.leaky_relu(self.norm2(self.conv1(h), code), 0.2))
+        return (self.skip(x) + h) / 2**0.5
+
+
+class CodeGenerator(nn.Module):
+    def __init__(self, c: TwoCETConfig):
+        super().__init__()
+        dim = c.width
+        self.stem = nn.Conv2d(c.channels, dim, 3, 1, 1)
+        self.down = nn.ModuleList()
+        for _ in range(c.n_down):
+            out = min(dim * 2, c.max_width)
+            self.down.append(ResBlock(dim, out, down=True))
+            dim = out
+        self.middle = nn.ModuleList([AdaINBlock(dim, dim, c.code_dim) for _ in range(c.n_res)])
+        self.up = nn.ModuleList()
+        for i in range(c.n_down):
+            out = c.width if i == c.n_down - 1 else max(dim // 2, c.width)
+            self.up.append(AdaINBlock(dim, out, c.code_dim, up=True))
+            dim = out
+        self.to_image = nn.Sequential(nn.InstanceNorm2d(dim, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(dim, c.channels, 1))
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        for block in self.down:
+            h = block(h)
+        for block in self.middle:
+            h = block(h, code)
+        for block in self.up:
+            h = block(h, code)
+        return torch.tanh(self.to_image(h))
+
+
+class ExpressionEncoder(nn.Module):
+    """Grayscale face -> expression code (colour inputs are reduced to luminance first)."""
+
+    def __init__(self, c: TwoCETConfig):
+        super().__init__()
+        dim = c.width
+        layers: list[nn.Module] = [nn.Conv2d(1, dim, 3, 1, 1)]
+        side = c.image_size
+        while side > 4:
+            out = min(dim * 2, c.max_width)
+            layers.append(ResBlock(dim, out, down=True, norm=False))
+            dim, side = out, side // 2
+        layers += [nn.LeakyReLU(0.2), nn.Conv2d(dim, dim, side), nn.LeakyReLU(0.2)]
+        self.trunk = nn.Sequential(*layers)
+        self.fc = nn.Linear(dim, c.code_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 3:
+            x = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        return self.fc(self.trunk(x).flatten(1))
+
+
+@register_model
+class TwoCETGAN(PretrainedModel):
+    """Generator + expression encoder (+ named expression codes): the runtime 2CET model.
+
+    model(x, target, strength=1.0): target is an emotion name (a named expression), a code
+    tensor (B, code_dim) or (code_dim,), or reference faces via `reference=`.
+    """
+
+    config_class = TwoCETConfig
+
+    def __init__(self, config: TwoCETConfig | dict | None = None, **overrides):
+        super().__init__(config, **overrides)
+        c = self.config
+        self.generator = CodeGenerator(c)
+        self.encoder = ExpressionEncoder(c)
+        self.register_buffer("expression_codes", torch.zeros(len(c.expressions), c.code_dim))
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return ("neutral", *[e for e in self.config.expressions if e != "neutral"])
+
+    def translations(self) -> list[tuple[str | None, str]]:
+        return [("neutral", d) for d in self.domains if d != "neutral"]
+
+    def encode(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.encoder(faces)
+
+    def set_expression(self, name: str, references: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Name the mean code of `references` (B, C, S, S in [-1, 1]) as expression `name`."""
+        import dataclasses
+
+        name = E.canonical(name)
+        with torch.no_grad():
+            code = torch.cat([self.encoder(chunk) for chunk in references.split(batch_size)]).mean(0)
+        names = list(self.config.expressions)
+        codes = self.expression_codes
+        if name in names:
+            codes = codes.clone()
+            codes[names.index(name)] = code
+        else:
+            names.append(name)
+            codes = torch.cat([codes, code[None].to(codes)])
+        self.config = dataclasses.replace(self.config, expressions=tuple(names))
+        self.expression_codes = codes
+        return code
+
+    def code_for(self, target, batch: int, device) -> torch.Tensor:
+        if isinstance(target, torch.Tensor):
+            code = target.to(device, torch.float32)
+            return code.expand(batch, -1) if code.ndim == 1 else code
+        names = [target] * batch if isinstance(target, str) else list(target)
+        rows = []
+        for name in names:
+            name = E.canonical(name)
+            if name == "neutral":
+                rows.append(torch.zeros(self.config.code_dim, device=device))
+            elif name in self.config.expressions:
+                rows.append(self.expression_codes[self.config.expressions.index(name)].to(device))
+            else:
+                known = ", ".join(self.domains)
+                raise ValueError(f"this 2CET model has no expression {name!r}; named: {known} "
+                                 f"(name one with set_expression(name, reference_faces), or pass reference=)")
+        return torch.stack(rows)
+
+    def forward(self, x: torch.Tensor, target=None, parts=None, *, reference: torch.Tensor | None = None,
+                strength: float | torch.Tensor = 1.0) -> torch.Tensor:
+        if parts is not None:
+            raise ValueError("2CET models translate whole faces; they take no parts=")
+        if reference is not None:
+            code = self.encoder(reference.to(x.device))
+            code = code.expand(x.shape[0], -1) if code.shape[0] == 1 else code
+        elif target is None:
+            raise ValueError("give a target (emotion name or code tensor) or reference= faces")
+        else:
+            code = self.code_for(target, x.shape[0], x.device)
+        if isinstance(strength, torch.Tensor):
+            strength = strength.to(x.device).view(-1, 1)
+        return self.generator(x, code * strength)
+
+
+@register_model
+class TwoCETDiscriminator(PretrainedModel):
+    """Shared trunk, two logit heads: index 0 = neutral, 1 = emotional."""
+
+    config_class = TwoCETDiscriminatorConfig
+
+    def __init__(self, config: TwoCETDiscriminatorConfig | dict | None = None, **overrides):
+        super().__init__(config, **overrides)
+        c = self.config
+        dim = c.width
+        layers: list[nn.Module] = [nn.Conv2d(c.channels, dim, 3, 1, 1)]
+        side = c.image_size
+        while side > 4:
+            out = min(dim * 2, c.max_width)
+            layers.append(ResBlock(dim, out, down=True, norm=False))
+            dim, side = out, side // 2
+        layers += [nn.LeakyReLU(0.2), nn.Conv2d(dim, dim, side), nn.LeakyReLU(0.2), nn.Conv2d(dim, 2, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, head: torch.Tensor | int) -> torch.Tensor:
+        logits = self.net(x).flatten(1)  # (B, 2)
+        if isinstance(head, int):
+            return logits[:, head]
+        return logits.gather(1, head.view(-1, 1).long()).squeeze(1)
