@@ -108,6 +108,19 @@ def test_export_reload_reproduces_outputs(faces_dir, tmp_path):
     assert g.metadata["steps"] == 4 and g.metadata["training"]["model"] == "stargan"
 
 
+def test_tensorboard_logs(faces_dir, tmp_path):
+    cfg = _cfg(faces_dir, tmp_path, steps=2, n_critic=1, tensorboard=True)
+    make_trainer(cfg, tmp_path / "run").train(progress=False)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert {"D/loss", "G/loss", "lr"} <= set(acc.Tags()["scalars"])
+    assert [e.step for e in acc.Scalars("D/loss")] == [1, 2]
+    assert "samples" in acc.Tags()["images"]
+
+
 def test_resume_refuses_changed_options(faces_dir, tmp_path):
     make_trainer(_cfg(faces_dir, tmp_path, steps=3), tmp_path / "run").train(progress=False)
     with pytest.raises(ValueError, match="lambda_rec"):
