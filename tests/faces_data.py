@@ -45,8 +45,13 @@ def detector():
 
 @lru_cache(maxsize=None)
 def landmarker():
+    import torch
+
     from fxaug.faces import FaceLandmarker
 
+    # The tests run the net on small batches; on a shared 2-core machine one torch thread is
+    # several times faster than two that wait on each other.
+    torch.set_num_threads(1)
     return FaceLandmarker()
 
 
