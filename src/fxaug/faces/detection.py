@@ -166,6 +166,20 @@ def whole_image_face(height: int, width: int) -> Face:
     return Face((0.0, 0.0, float(width), float(height)), points.astype(np.float32), 0.0, "whole-image")
 
 
+def _quietly(make):
+    """Call `make` with OpenCV's warnings muted: OpenCV 5 warns on every YuNet load that its new
+    DNN engine ignores compute targets, which says nothing about the detector's results."""
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        return make()
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        return make()
+    finally:
+        logging.setLogLevel(level)
+
+
 class FaceDetector:
     """YuNet face detector (stateful: holds the OpenCV model). See the module docstring.
 
@@ -196,7 +210,7 @@ class FaceDetector:
         self.max_size = max_size
         self.fallback_scales = tuple(fallback_scales)
         self.model = str(model or YUNET_ONNX)
-        self._net = cv2.FaceDetectorYN.create(self.model, "", (target_size, target_size), score_threshold, nms_threshold, top_k)
+        self._net = _quietly(lambda: cv2.FaceDetectorYN.create(self.model, "", (target_size, target_size), score_threshold, nms_threshold, top_k))
         self._lock = threading.Lock()  # the OpenCV object holds its input size: one call at a time
 
     def _run(self, rgb: np.ndarray, plan: DetectionPlan) -> list[Face]:
