@@ -13,6 +13,7 @@ import pytest
 import torch
 from dataset_writers import write_class_folders
 
+from fxaug.methods import PART_NAMES
 from fxaug.models import load_model
 from fxaug.trainers import TrainConfig, make_trainer
 from fxaug.trainers import losses as L
@@ -78,6 +79,30 @@ def test_twocet_schedules_scale_to_short_runs(faces_dir, tmp_path):
     trainer.step = 500
     assert trainer.weights() == {"code": 1.0, "ds": 0.0, "cyc_e": 1.5}
     assert (trainer.cfg.n_critic, trainer.cfg.beta1) == (1, 0.0)  # 2CET's own defaults
+
+
+@pytest.mark.parametrize("model", ["stargan", "cyclegan"])
+@pytest.mark.parametrize("method", ["face", "parts"])
+def test_face_and_parts_methods_train(faces_dir, tmp_path, model, method):
+    """The face and parts methods cut their crops with fxaug.methods (landmarks found by
+    fxaug.faces on the real 48 px faces) and train a step of each model."""
+    domains = "neutral,happy"
+    cfg = _cfg(faces_dir, tmp_path, model=model, method=method, domains=domains, steps=2, n_critic=1)
+    trainer = make_trainer(cfg, tmp_path / "run")
+    data = trainer.data
+    if method == "parts":
+        # Six crops per face, one of each part, every one labelled with its face's emotion.
+        assert data.part_names == PART_NAMES and len(data) % 6 == 0
+        assert data.parts.bincount().tolist() == [len(data) // 6] * 6
+    else:
+        assert data.parts is None
+        # Outside the face outline the aligned crop is mid-grey.
+        assert (data.images[:, :, 0, 0] == 128).all()
+    assert len(data) > 0 and data.images.shape[-2:] == (16, 16)
+    losses = trainer.train(progress=False)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    g = load_model(tmp_path / "run" / "generator")
+    assert g.config.method == method and g.config.parts == (PART_NAMES if method == "parts" else ())
 
 
 @pytest.mark.parametrize("model", ["stargan", "cyclegan", "2cet"])

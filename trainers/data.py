@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from fxaug.data import open_dataset
+from fxaug.faces.landmarks import landmarks_for_records
+from fxaug.methods import PART_NAMES, crops_for
 
 from .config import TrainConfig
 
 log = logging.getLogger("fxaug.trainers")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -100,30 +102,60 @@ def build_training_set(cfg: TrainConfig) -> TrainingSet:
     log.info("reading %s", reader.description)
     images: list[np.ndarray] = []
     domains: list[int] = []
+    parts: list[int] = []
     taken = dict.fromkeys(cfg.domains, 0)
+    no_face = 0
+
+    def add(chunk) -> None:
+        nonlocal no_face
+        found = landmarks_for_records(chunk, **face_models) if cfg.method != "image" else [None] * len(chunk)
+        for record, marks in zip(chunk, found):
+            points = None if marks is None else marks.points
+            if cfg.method != "image" and points is None:
+                reader.report.add(record.path or record.source_id, f"no face found ({marks.reason}); not used")
+                no_face += 1
+                continue
+            for crop in crops_for(cfg.method, record.image, points, cfg.size, cfg.part_margin):
+                pixels = crop.pixels
+                images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+                domains.append(cfg.domains.index(record.emotion))
+                if crop.part is not None:
+                    parts.append(PART_NAMES.index(crop.part))
+            taken[record.emotion] += 1
+
+    face_models = {}
     if cfg.method != "image":
-        raise NotImplementedError(
-            f"method {cfg.method!r} needs fxaug.faces (face alignment and part crops); "
-            f"use method='image' until it is available"
-        )
+        from fxaug.faces import FaceDetector, FaceLandmarker
+
+        face_models = {"detector": FaceDetector(), "landmarker": FaceLandmarker()}
+    chunk, queued = [], dict.fromkeys(cfg.domains, 0)
     for record in reader:
-        if cfg.max_per_class is not None and taken[record.emotion] >= cfg.max_per_class:
+        if cfg.max_per_class is not None and queued[record.emotion] >= cfg.max_per_class:
             continue
-        image = resize_square(record.image, cfg.size)
-        images.append(image[None] if image.ndim == 2 else image.transpose(2, 0, 1))
-        domains.append(cfg.domains.index(record.emotion))
-        taken[record.emotion] += 1
+        queued[record.emotion] += 1
+        chunk.append(record)
+        if len(chunk) == 256:  # landmarks run batched
+            add(chunk)
+            chunk = []
+    add(chunk)
     missing = [d for d, n in taken.items() if n == 0]
     if missing:
-        raise ValueError(f"{cfg.data}: no images of {', '.join(missing)} (splits={cfg.splits}); found {taken}")
+        raise ValueError(f"{cfg.data}: no usable images of {', '.join(missing)} (splits={cfg.splits}); found {taken}")
+    if no_face:
+        log.warning("%d images without a face were left out", no_face)
     data = TrainingSet(
         images=torch.from_numpy(np.stack(images)),
         domains=torch.tensor(domains, dtype=torch.int64),
         domain_names=tuple(cfg.domains),
+        parts=torch.tensor(parts, dtype=torch.int64) if cfg.method == "parts" else None,
+        part_names=PART_NAMES if cfg.method == "parts" else (),
     )
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"images": data.images, "domains": data.domains, "domain_names": list(data.domain_names)}, tmp)
+    saved = {"images": data.images, "domains": data.domains, "domain_names": list(data.domain_names)}
+    if data.parts is not None:
+        saved.update(parts=data.parts, part_names=list(data.part_names))
+    torch.save(saved, tmp)
     os.replace(tmp, cache)
     log.info("training set: %s; cached at %s", data.counts(), cache)
     return data

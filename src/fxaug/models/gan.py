@@ -20,10 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import emotions as E
+from ..methods import METHODS, PART_NAMES
 from .base import PretrainedModel, register_model
 
-PART_NAMES = ("left_eye", "right_eye", "left_brow", "right_brow", "nose", "mouth")
-METHODS = ("image", "face", "parts")
 
 
 def _as_tuple(values) -> tuple:
