@@ -138,7 +138,7 @@ def test_twocet_codes_strength_and_references(tmp_path):
     named = m.set_expression("disgust", refs)
     torch.testing.assert_close(named, m.encode(refs).mean(0))
     torch.testing.assert_close(m(x, "disgust"), m(x, named))
-    assert m.domains == ("neutral", "disgust") and m.translations() == [("neutral", "disgust")]
+    assert m.domains == ("neutral", "disgust") and m.translations() == [(None, "neutral"), ("neutral", "disgust")]
     m.save_pretrained(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     assert loaded.config.expressions == ("disgust",)

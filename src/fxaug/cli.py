@@ -69,6 +69,73 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 @command
+def _transfer(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transfer",
+        help="give faces in images a target expression",
+        description="Give the face in each image the target expression; one output per input, "
+        "with the same file name, in --out. Inputs are never modified; images without a face "
+        "are copied unchanged and reported.",
+    )
+    p.add_argument("inputs", nargs="+", help="image files or folders of images")
+    p.add_argument("--to", required=True, dest="target", help="target emotion (e.g. happy)")
+    p.add_argument("--model", help="generator: a shipped model's name or a checkpoint folder (default: a shipped one that can)")
+    p.add_argument("--method", choices=("image", "face", "parts"), help="default: the model's own")
+    p.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full (default)")
+    p.add_argument("--out", default="transferred", help="output folder (default: ./transferred)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(run=run_transfer)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from . import emotions as E
+    from .data import IMAGE_EXTENSIONS, BadInput, decode_image
+    from .io import write_image
+    from .models import select_model
+    from .pipeline import ExpressionPipeline
+
+    target = E.canonical(args.target)
+    model = args.model or select_model(target, args.method)
+    pipe = ExpressionPipeline(model, method=args.method, device=args.device, batch_size=args.batch_size)
+    pipe.check_target(target)
+    out = Path(args.out)
+    files: list[tuple[Path, Path]] = []  # (input, output name relative to --out)
+    for item in map(Path, args.inputs):
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
+                    files.append((path, path.relative_to(item)))
+        else:
+            files.append((item, Path(item.name)))
+    for path, rel in files:
+        if (out / rel).resolve() == path.resolve():
+            raise ValueError(f"{path}: the output would overwrite the input; choose another --out")
+    done = failed = no_face = 0
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start : start + args.batch_size]
+        images, kept = [], []
+        for path, rel in chunk:
+            try:
+                images.append(decode_image(path, color="native")[0])
+                kept.append((path, rel))
+            except BadInput as err:
+                print(f"fxaug: skipped {path}: {err}", file=sys.stderr)
+                failed += 1
+        for (path, rel), result in zip(kept, pipe.transfer(images, target, args.strength)):
+            if not result.found:
+                print(f"fxaug: {path}: {result.reason}; written unchanged", file=sys.stderr)
+                no_face += 1
+            write_image(out / rel, result.image)
+            done += 1
+    print(f"wrote {done} images to {out}{os.sep} ({no_face} without a face, unchanged; {failed} unreadable, skipped)")
+    return 0 if done or not files else 1
+
+
+@command
 def _train(sub: argparse._SubParsersAction) -> None:
     from .trainers.cli import register
 

@@ -118,11 +118,9 @@ def paste_back(image: np.ndarray, crop: Crop, generated: np.ndarray, *, blend_mo
 
 
 def _match_channels(pixels: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """A grey generator output for a colour image replaces only its luminance (Y of YCrCb)."""
-    if like.ndim == 3 and like.shape[2] == 3 and (pixels.ndim == 2 or pixels.shape[2] == 1):
-        ycrcb = cv2.cvtColor(like, cv2.COLOR_RGB2YCrCb)
-        ycrcb[:, :, 0] = pixels.reshape(like.shape[:2])
-        return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+    """A grey generator output for a colour image replaces only its luminance."""
+    if like.ndim == 3 and (pixels.ndim == 2 or pixels.shape[2] == 1):
+        return blend.replace(like, pixels.reshape(like.shape[:2]))
     if like.ndim == 2 and pixels.ndim == 3:
         return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     return pixels

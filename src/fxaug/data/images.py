@@ -22,7 +22,7 @@ IMAGE_EXTENSIONS = frozenset(
 )
 # Faces never need more; a larger file is far more likely a mistake or a decompression bomb.
 DEFAULT_MAX_PIXELS = 64_000_000
-COLORS = ("rgb", "gray")
+COLORS = ("rgb", "gray", "native")  # native: grey sources stay grey, others RGB
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG", "PNG"),
@@ -59,7 +59,8 @@ def decode_image(
 ) -> tuple[np.ndarray, list[str]]:
     """Decode a file path or encoded bytes.
 
-    Returns (pixels, notes): pixels is H x W x 3 (color="rgb") or H x W (color="gray") uint8;
+    Returns (pixels, notes): pixels is H x W x 3 (color="rgb") or H x W (color="gray") uint8
+    (color="native": H x W for grey sources, H x W x 3 otherwise);
     notes lists the conversions applied (empty for a plain 8-bit RGB/L image).
     Raises BadInput with the reason when the data is not a usable image. Never writes.
     """
@@ -147,6 +148,8 @@ def decode_image(
         img = img.convert("L")
         mode = "L"
 
+    if color == "native":
+        color = "gray" if mode == "L" else "rgb"
     if color == "gray":
         out = np.asarray(img if mode == "L" else img.convert("L"))
     else:

@@ -259,6 +259,16 @@ def blend_seamless(image: np.ndarray, patch: np.ndarray, box: Sequence[float], m
     return work.write(planes)
 
 
+def replace(image: np.ndarray, patch: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
+    """The patch put in the box (default: the whole image) with no blending. A grey patch in a
+    colour image replaces the luminance only, so a patch equal to the region's own grey gives
+    back the image bit for bit."""
+    image = np.asarray(image)
+    box = _box(box if box is not None else (0, 0, image.shape[1], image.shape[0]), image.shape)
+    work = _Work(image, box, _fit_patch(patch, box[2], box[3], _scale(image)))
+    return work.write(work.patch)
+
+
 def paste(image: np.ndarray, patch: np.ndarray, box: Sequence[float], mode: str = "ramp", mask: np.ndarray | None = None, **options) -> np.ndarray:
     """One of the blends by name: "ramp" (`blend_ramp`), "feather" (`blend_feathered`, needs
     `mask`), "seamless" (`blend_seamless`)."""

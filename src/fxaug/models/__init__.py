@@ -47,6 +47,7 @@ __all__ = [
     "TwoCETDiscriminatorConfig",
     "TwoCETGAN",
     "list_models",
+    "select_model",
     "load_model",
     "register_model",
 ]
@@ -57,6 +58,26 @@ def list_models() -> list[str]:
     if not BUNDLED_DIR.is_dir():
         return []
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file())
+
+
+def select_model(target: str, method: str | None = None) -> str:
+    """The first shipped model (by name) that can produce `target` by `method` (any when None);
+    judged from config.json alone."""
+    import json
+
+    from .. import emotions as E
+
+    target = E.canonical(target)
+    for name in list_models():
+        config = json.loads((BUNDLED_DIR / name / CONFIG_NAME).read_text())
+        model_method = config.get("method", "face")
+        domains = config.get("domains") or ["neutral", *config.get("expressions", [])]
+        if target in domains and (method is None or method == model_method or config["_class_name"] == "TwoCETGAN"):
+            return name
+    raise FileNotFoundError(
+        f"no shipped model produces {target!r}" + (f" by the {method} method" if method else "")
+        + f" (shipped: {', '.join(list_models()) or 'none'}); pass --model PATH to a trained generator"
+    )
 
 
 def load_model(name_or_path: str | os.PathLike, device="cpu") -> PretrainedModel:

@@ -170,7 +170,8 @@ class TwoCETGAN(PretrainedModel):
         return ("neutral", *[e for e in self.config.expressions if e != "neutral"])
 
     def translations(self) -> list[tuple[str | None, str]]:
-        return [("neutral", d) for d in self.domains if d != "neutral"]
+        """Code 0 neutralises any face; each named expression applies to (neutral) faces."""
+        return [(None, "neutral")] + [("neutral", d) for d in self.domains if d != "neutral"]
 
     def encode(self, faces: torch.Tensor) -> torch.Tensor:
         return self.encoder(faces)
