@@ -1,9 +1,31 @@
 """fxaug: facial-expression augmentation with expression-transfer GANs.
 
-Entry points: the `fxaug` command line, dataset readers in `fxaug.data`, the emotion
-vocabulary in `fxaug.emotions`. Heavy modules (torch models, trainers) load only when used.
+    import fxaug
+    ds = ds.map(fxaug.augment, batched=True, with_indices=True)    # Hugging Face datasets
+    A.Compose([fxaug.ExpressionTransfer("happy")])                  # Albumentations
+    fxaug.ExpressionPipeline(model).transfer(images, "happy")       # the engine itself
+
+Heavy modules (torch models, albumentations, datasets) load only when one of these is used.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_LAZY = {
+    "augment": "hf",
+    "Augmenter": "hf",
+    "ExpressionTransfer": "transforms",
+    "ExpressionPipeline": "pipeline",
+    "open_dataset": "data",
+    "load_model": "models",
+    "list_models": "models",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
