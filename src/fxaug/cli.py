@@ -136,6 +136,67 @@ def run_transfer(args: argparse.Namespace) -> int:
 
 
 @command
+def _rebalance(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "rebalance",
+        help="fill rare emotion classes with synthesized faces",
+        description="Count a dataset's classes and synthesize faces until each reaches the largest class "
+        "(or --target). Writes OUT/<class>/ (originals copied or linked, plus synthesized faces), "
+        "OUT/manifest.jsonl and OUT/summary.json. Interrupted runs continue with --resume.",
+    )
+    p.add_argument("dataset", help="any format fxaug reads (class folders, AffectNet, fer2013.csv, FERPlus, parquet)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", help="generator (default: a shipped one)")
+    p.add_argument("--method", choices=("image", "face", "parts"))
+    p.add_argument("--target", type=int, help="images per class to reach (default: the largest class's count)")
+    p.add_argument("--classes", help="comma-separated classes to fill (default: every class the model produces)")
+    p.add_argument("--max-per-source", type=int, help="use each source face at most this often")
+    p.add_argument("--min-confidence", type=float, help="keep an output only if the judge gives its target at least this")
+    p.add_argument("--judge", help="judge checkpoint (default: the shipped FERPlus judge)")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--link", action="store_true", help="hard-link originals instead of copying")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--format", default="auto")
+    p.add_argument("--scheme", help="numbering of numeric class labels: affectnet, fer2013, rafdb")
+    p.add_argument("--splits", help="comma-separated split names to read")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run_rebalance)
+
+
+def run_rebalance(args: argparse.Namespace) -> int:
+    from .rebalance import rebalance
+
+    extra = {k: v for k, v in (("scheme", args.scheme), ("splits", args.splits)) if v}
+    result = rebalance(
+        args.dataset, args.out, model=args.model, method=args.method, target=args.target,
+        classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
+        min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
+        resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
+        format=args.format, progress=not (args.no_progress or args.json), **extra,
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.dry_run:
+        print(f"found: {result['description']}")
+        print("class      found   make   goal   from")
+        for name, n in result["counts"].items():
+            make = result["plan"].get(name, 0)
+            print(f"  {name:<9}{n:>6} {make:>6} {result['goal'][name]:>6}   {', '.join(result['sources'].get(name, [])) or '-'}")
+    else:
+        made = sum(result["made"].values())
+        print(f"made {made} faces; classes now: " + ", ".join(f"{c} {n}" for c, n in result["final"].items()))
+        if result["short"]:
+            print(f"short of the goal: {result['short']} (see {args.out}/manifest.jsonl for why)")
+        print(f"look in {args.out}/ (one folder per class), {args.out}/manifest.jsonl and {args.out}/summary.json")
+    return 0
+
+
+@command
 def _train(sub: argparse._SubParsersAction) -> None:
     from .trainers.cli import register
 
@@ -167,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"fxaug: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
