@@ -205,7 +205,10 @@ def load_landmark_net(device: str | torch.device = "cpu") -> LandmarkNet:
 # `down` box heights below the box centre, its side is `scale` x the box's longer side. face-api.js
 # crops its own detector's boxes, which sit lower on the face than YuNet's (YuNet's include the
 # forehead); these values were chosen on 200 news photos (a sample apart from the benchmark's) for
-# agreement with YuNet's eye points and for flip consistency (benchmarks/faces_accuracy.py).
+# agreement with YuNet's eye points and for flip consistency (benchmarks/faces_accuracy.py), and
+# are still the best on 400 other held-out photos against re-cropping on the net's own landmarks
+# (2-3 passes), face-api.js's own input convention and other placements
+# (benchmarks/faces_crop_protocols.py; docs/faces.md).
 SINGLE_CROP: tuple[tuple[float, float], ...] = ((0.2, 1.1),)
 # Nine crops around it, averaged: steadier points at nine times the cost (on 200 news photos, flip
 # consistency within 5% IOD for 90% of faces instead of 84%; docs/faces.md).
