@@ -76,3 +76,17 @@ def lfw_parquet() -> Path:
     if not LFW_PARQUET.is_file():
         pytest.skip(f"real data not available: {LFW_PARQUET} is missing")
     return LFW_PARQUET
+
+
+@pytest.fixture(scope="session")
+def tiny_parts_model(tmp_path_factory) -> Path:
+    """A small, untrained StarGAN parts generator (neutral, happy, sad) saved as a checkpoint:
+    for tests of the machinery around generators, not of expressions."""
+    import torch
+
+    from fxaug.models import StarGANGenerator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "stargan-parts"
+    StarGANGenerator(width=8, n_res=1, image_size=16, method="parts", domains=("neutral", "happy", "sad")).save_pretrained(path)
+    return path
