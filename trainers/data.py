@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from fxaug.data import open_dataset
+from fxaug.io import atomic_write
 from fxaug.faces.landmarks import landmarks_for_records
 from fxaug.methods import PART_NAMES, crops_for
 
@@ -150,13 +151,10 @@ def build_training_set(cfg: TrainConfig) -> TrainingSet:
         parts=torch.tensor(parts, dtype=torch.int64) if cfg.method == "parts" else None,
         part_names=PART_NAMES if cfg.method == "parts" else (),
     )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}")
     saved = {"images": data.images, "domains": data.domains, "domain_names": list(data.domain_names)}
     if data.parts is not None:
         saved.update(parts=data.parts, part_names=list(data.part_names))
-    torch.save(saved, tmp)
-    os.replace(tmp, cache)
+    atomic_write(cache, lambda tmp: torch.save(saved, tmp))
     log.info("training set: %s; cached at %s", data.counts(), cache)
     return data
 

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from fxaug.io import atomic_write
+
 from .config import TrainConfig
 from .data import DomainSampler, TrainingSet, build_training_set
 from .diffaug import diff_augment, parse_policy
@@ -28,12 +30,6 @@ from .diffaug import diff_augment, parse_policy
 log = logging.getLogger("fxaug.trainers")
 SNAPSHOTS = "snapshots"
 EXPORT = "generator"
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def latest_snapshot(run_dir: Path) -> Path | None:
@@ -233,7 +229,8 @@ class GANTrainer:
         folder = self.run_dir / SNAPSHOTS
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"snapshot-{self.step:07d}.pt"
-        _atomic_save(self.state_dict(), path)
+        state = self.state_dict()
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
         return path
 
     def export_metadata(self) -> dict[str, Any]:
@@ -258,10 +255,9 @@ class GANTrainer:
         images, cols = self.sample_grid()
         folder = self.run_dir / "samples"
         folder.mkdir(exist_ok=True)
-        path = folder / f"step-{self.step:07d}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        save_image(images.add(1).div(2).clamp(0, 1), tmp, nrow=cols, padding=1)
-        os.replace(tmp, path)
+        grid = images.add(1).div(2).clamp(0, 1)
+        atomic_write(folder / f"step-{self.step:07d}.png",
+                     lambda tmp: save_image(grid, tmp, nrow=cols, padding=1, format="png"))
         if self._tb is not None:
             from torchvision.utils import make_grid
 

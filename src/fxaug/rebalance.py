@@ -31,7 +31,7 @@ import numpy as np
 from . import emotions as E
 from .data import open_dataset
 from .data.records import Entry
-from .io import write_image
+from .io import atomic_write, write_image, write_text
 
 log = logging.getLogger("fxaug.rebalance")
 MANIFEST = "manifest.jsonl"
@@ -106,13 +106,12 @@ def candidate_jobs(target: str, sources: list[str], by_class: dict[str, list[str
         pool.extend((ids[i], cls) for i in order)
     if not pool:
         return
-    rounds = max_per_source if max_per_source is not None else None
-    job, r = 0, 0
-    while rounds is None or r < rounds:
+    job, rounds = 0, 0
+    while max_per_source is None or rounds < max_per_source:
         for source_id, cls in pool:
             yield Job(job, target, source_id, cls, seed=int(rng.integers(2**31)))
             job += 1
-        r += 1
+        rounds += 1
 
 
 def _read_manifest(path: Path) -> list[dict]:
@@ -198,7 +197,7 @@ def rebalance(
         if saved != settings:
             raise ValueError(f"{out} holds a run with other settings ({plan_path}); use a new --out")
     else:
-        write_text_atomic(plan_path, json.dumps(settings, indent=2) + "\n")
+        write_text(plan_path, json.dumps(settings, indent=2) + "\n")
 
     judge_model = None
     if min_confidence is not None:
@@ -248,7 +247,7 @@ def rebalance(
         "model": str(model),
         "method": pipe.method,
     }
-    write_text_atomic(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if short:
         log.warning("could not make enough faces for %s (sources exhausted or rejected)", short)
     return summary
@@ -319,9 +318,7 @@ def _copy_originals(reader, entries: dict[str, Entry], out: Path, link: bool) ->
                 except OSError:
                     os.symlink(os.path.abspath(entry.path), dest)
             else:
-                tmp = dest.with_name(f".{dest.name}.tmp")
-                shutil.copyfile(entry.path, tmp)
-                os.replace(tmp, dest)
+                atomic_write(dest, lambda tmp, src=entry.path: shutil.copyfile(src, tmp))
         else:  # pixels from a table (fer2013.csv): write them out
             record = reader.load(entry)
             if record is None:
@@ -329,9 +326,3 @@ def _copy_originals(reader, entries: dict[str, Entry], out: Path, link: bool) ->
             write_image(dest, record.image)
         n += 1
     return n
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

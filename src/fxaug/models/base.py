@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
+
+from ..io import atomic_write, write_text
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -30,19 +31,6 @@ def register_model(cls: type[M]) -> type[M]:
     """Make a class loadable by name from a checkpoint's `_class_name`."""
     MODEL_CLASSES[cls.__name__] = cls
     return cls
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder and rename, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class PretrainedModel(nn.Module):
@@ -90,8 +78,8 @@ class PretrainedModel(nn.Module):
         config = self.config_dict()
         if metadata:
             config["_metadata"] = metadata
-        _atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt", "dtype": dtype}))
-        _atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
+        atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, p, metadata={"format": "pt", "dtype": dtype}))
+        write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         return out
 
     @classmethod
