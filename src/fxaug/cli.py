@@ -23,6 +23,17 @@ def _histogram(counts: dict[str, int], width: int = 40) -> list[str]:
     return [f"  {name:<9} {n:>7}  {'#' * max(1, round(width * n / top)) if n else ''}" for name, n in counts.items()]
 
 
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that say how to read a dataset, shared by every command that reads one."""
+    p.add_argument("--format", default="auto", help="auto (default), folders, affectnet, fer2013, ferplus, hf")
+    p.add_argument("--scheme", help="numbering of numeric class labels: affectnet, fer2013, rafdb")
+    p.add_argument("--splits", help="comma-separated split names to read (default: all)")
+
+
+def reader_kwargs(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in (("scheme", args.scheme), ("splits", args.splits)) if v}
+
+
 @command
 def _inspect(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,9 +43,7 @@ def _inspect(sub: argparse._SubParsersAction) -> None:
         "file that cannot be read (the dataset is only read, never written).",
     )
     p.add_argument("dataset", help="dataset folder, CSV or parquet file")
-    p.add_argument("--format", default="auto", help="auto (default), folders, affectnet, fer2013, ferplus, hf")
-    p.add_argument("--scheme", help="numbering of numeric class labels: affectnet, fer2013, rafdb")
-    p.add_argument("--splits", help="comma-separated split names to read (default: all)")
+    add_dataset_arguments(p)
     p.add_argument("--no-decode", action="store_true", help="count from the index only; do not decode images")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(run=run_inspect)
@@ -46,10 +55,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     from . import emotions as E
     from .data import open_dataset
 
-    kwargs = {"splits": args.splits}
-    if args.scheme:
-        kwargs["scheme"] = args.scheme
-    reader = open_dataset(args.dataset, format=args.format, **kwargs)
+    reader = open_dataset(args.dataset, format=args.format, **reader_kwargs(args))
     if args.no_decode:
         counts = reader.class_counts()
     else:
@@ -161,9 +167,7 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--format", default="auto")
-    p.add_argument("--scheme", help="numbering of numeric class labels: affectnet, fer2013, rafdb")
-    p.add_argument("--splits", help="comma-separated split names to read")
+    add_dataset_arguments(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run_rebalance)
 
@@ -171,13 +175,12 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
 def run_rebalance(args: argparse.Namespace) -> int:
     from .rebalance import rebalance
 
-    extra = {k: v for k, v in (("scheme", args.scheme), ("splits", args.splits)) if v}
     result = rebalance(
         args.dataset, args.out, model=args.model, method=args.method, target=args.target,
         classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
         min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
         resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
-        format=args.format, progress=not (args.no_progress or args.json), **extra,
+        format=args.format, progress=not (args.no_progress or args.json), **reader_kwargs(args),
     )
     if args.json:
         print(json.dumps(result, indent=2))
