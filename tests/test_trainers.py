@@ -81,6 +81,20 @@ def test_twocet_schedules_scale_to_short_runs(faces_dir, tmp_path):
     assert (trainer.cfg.n_critic, trainer.cfg.beta1) == (1, 0.0)  # 2CET's own defaults
 
 
+def test_ema_ramps_up_then_holds(faces_dir, tmp_path):
+    trainer = make_trainer(_cfg(faces_dir, tmp_path, batch=16, n_critic=5, ema=0.999), tmp_path / "run")
+    trainer.step = 0
+    assert trainer.ema_beta() == 0.0  # the first update copies G
+    # 100 G steps x 16 images: half-life 0.05 x 1,600 = 80 images = 5 G steps.
+    trainer.step = 500
+    assert trainer.ema_beta() == pytest.approx(0.5 ** (1 / 5))
+    trainer.step = 10_000_000  # long runs: the configured 0.999
+    assert trainer.ema_beta() == pytest.approx(0.999)
+    trainer.cfg.ema_rampup = None
+    trainer.step = 500
+    assert trainer.ema_beta() == 0.999
+
+
 @pytest.mark.parametrize("model", ["stargan", "cyclegan"])
 @pytest.mark.parametrize("method", ["face", "parts"])
 def test_face_and_parts_methods_train(faces_dir, tmp_path, model, method):

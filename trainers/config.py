@@ -49,6 +49,7 @@ class TrainConfig:
     noise_std: float = 0.1  # instance noise before every D conv...
     noise_decay: float = 0.01  # ...reduced by this much per epoch (linear), floored at 0
     ema: float = 0.999  # EMA of G's weights, the one sampled and exported
+    ema_rampup: float | None = 0.05  # EMA half-life <= this share of the images seen (StyleGAN's)
     lr_decay_start: float = 0.5  # fraction of steps after which lr falls linearly to 0
     diffaug: str = ""  # DiffAugment policy for D's inputs: "color,translation,cutout"
     balance: bool = True  # sample domains equally (rare classes are the point)

@@ -181,8 +181,19 @@ class GANTrainer:
         epoch = self.step * self.cfg.batch * self.dist.world / max(1, len(self.data))
         return max(0.0, self.cfg.noise_std - self.cfg.noise_decay * math.floor(epoch))
 
+    def ema_beta(self) -> float:
+        """StyleGAN's ramp-up: the average's half-life (in images) is at most `ema_rampup` of the
+        images G has been trained on, up to the one `ema` sets; without it a short run's export
+        would still carry much of its random start (0.999 ** 2000 G steps = 0.14)."""
+        if not self.cfg.ema_rampup:
+            return self.cfg.ema
+        batch = self.cfg.batch * self.dist.world
+        seen = (self.step // self.cfg.n_critic) * batch
+        halflife = min(batch * math.log(0.5) / math.log(self.cfg.ema), seen * self.cfg.ema_rampup)
+        return 0.5 ** (batch / halflife) if halflife > 0 else 0.0
+
     def update_ema(self) -> None:
-        beta = self.cfg.ema
+        beta = self.ema_beta()
         with torch.no_grad():
             for p_ema, p in zip(self.G_ema.parameters(), self.nets["G"].parameters()):
                 p_ema.lerp_(p, 1.0 - beta)
@@ -210,7 +221,8 @@ class GANTrainer:
         current = self.cfg.to_dict()
         # Everything but the schedule's length and the logging cadence must match.
         free = {"steps", "log_every", "sample_every", "snapshot_every", "device", "tensorboard", "cache_dir"}
-        differs = {k for k in current if k not in free and saved.get(k) != current[k]}
+        # An option newer than the snapshot (absent from it) takes its default from here on.
+        differs = {k for k in current if k not in free and k in saved and saved[k] != current[k]}
         if differs:
             raise ValueError(f"{path}: snapshot options differ from this run's in {sorted(differs)}")
         for k, net in self.nets.items():
