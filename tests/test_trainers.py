@@ -235,3 +235,18 @@ def test_diffaugment():
     assert (moved != torch.arange(256.0).view(1, 1, 16, 16)).flatten(1).any(1).float().mean() > 0.5
     with pytest.raises(ValueError, match="unknown DiffAugment"):
         parse_policy("color,zoom")
+
+
+def test_ship_writes_a_float16_model_that_loads_by_path(faces_dir, tmp_path, capsys):
+    from fxaug.trainers.ship import ship
+
+    trainer = make_trainer(_cfg(faces_dir, tmp_path, domains="neutral,happy"), tmp_path / "run")
+    trainer.train(progress=False)
+    out = ship(tmp_path / "run", "tiny", dest=tmp_path / "models", scores={"happy_rate": 0.5})
+    shipped = load_model(out)
+    assert next(shipped.parameters()).dtype == torch.float32  # stored half, computed in float32
+    assert shipped.metadata["scores"] == {"happy_rate": 0.5} and shipped.metadata["run"] == "run"
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    original = load_model(tmp_path / "run" / "generator")
+    assert (shipped(x, "happy") - original(x, "happy")).abs().max() * 127.5 < 2.0
+    assert "float16" in capsys.readouterr().out

@@ -1,0 +1,90 @@
+"""Make docs/images/samples.png: real FER2013 PublicTest faces (FERPlus labels) through every
+target of the given generators, one column per (model, target).
+
+    .venv/bin/python docs/make_samples_figure.py                 # every shipped model
+    .venv/bin/python docs/make_samples_figure.py --source happy --out docs/images/samples-happy.png
+
+The faces are the first --n of the source class in file order (no picking), so the figure
+shows typical, not best, results.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fxaug import emotions as E
+from fxaug.models import list_models, load_model
+from fxaug.pipeline import ExpressionPipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+FER = ROOT.parent / "shared" / "data" / "fer2013_ferplus.npz"
+PUBLIC_TEST = 1  # `usage` code
+
+
+def test_faces(source: str, n: int, npz: Path = FER) -> np.ndarray:
+    with np.load(npz) as d:
+        images, usage, label = d["images"], d["usage"], d["ferplus_majority"]
+        names = [str(s) for s in d["ferplus_majority_names"]]
+    code = names.index(next(nm for nm in names if E.canonical(nm) == E.canonical(source)))
+    rows = np.flatnonzero((usage == PUBLIC_TEST) & (label == code))[:n]
+    return images[rows]
+
+
+def label_cell(text: str, width: int, height: int = 34) -> np.ndarray:
+    cell = np.full((height, width), 255, np.uint8)
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        scale = 0.42
+        (tw, th), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        cv2.putText(cell, line, ((width - tw) // 2, 13 + 15 * k), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, 1, cv2.LINE_AA)
+    return cell
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="*", help="model names or paths (default: every shipped model)")
+    p.add_argument("--source", default="neutral", help="class of the test faces (default neutral)")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--scale", type=int, default=2, help="pixel upscaling for display")
+    p.add_argument("--out", default=str(ROOT / "docs" / "images" / "samples.png"))
+    args = p.parse_args(argv)
+
+    faces = test_faces(args.source, args.n)
+    side = faces.shape[1] * args.scale
+    columns = [("original", faces)]
+    for name in args.models or list_models():
+        model = load_model(name)
+        if not hasattr(model.config, "method"):
+            continue  # not a StarGAN/CycleGAN generator
+        pipe = ExpressionPipeline(model, device="cpu")
+        short = Path(name).name
+        for target in pipe.targets:
+            if target == E.canonical(args.source):
+                continue
+            outs = pipe.transfer(list(faces), target)
+            columns.append((f"{pipe.method}\n{target}", np.stack([r.image for r in outs])))
+        print(f"{short}: {', '.join(t for t in pipe.targets if t != args.source)}")
+    gap = 4
+    header = [label_cell(title, side) for title, _ in columns]
+    body = []
+    for i in range(len(faces)):
+        row = []
+        for _, imgs in columns:
+            row.append(cv2.resize(imgs[i], (side, side), interpolation=cv2.INTER_NEAREST))
+            row.append(np.full((side, gap), 255, np.uint8))
+        body.append(np.hstack(row))
+        body.append(np.full((gap, body[-1].shape[1]), 255, np.uint8))
+    head = np.hstack([np.hstack([h, np.full((h.shape[0], gap), 255, np.uint8)]) for h in header])
+    figure = np.vstack([head, *body])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(args.out, figure)
+    print(f"wrote {args.out} ({len(faces)} {args.source} PublicTest faces x {len(columns) - 1} outputs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Turn a finished run's exported generator into a model shipped inside the package:
+
+    python -m fxaug.trainers.ship runs/stargan-image-48 --name stargan-ferplus-image-48 \
+        --scores results.json
+
+Writes `fxaug/assets/models/<name>/` (config.json + model.safetensors, float16 by default: half
+the bytes, and the generator's outputs move by at most a grey level or two, checked and
+printed here) with the run's training record and the given scores in config.json's
+"_metadata", which docs/models.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from fxaug.models import BUNDLED_DIR, load_model
+
+
+def output_change(reference, candidate, size: int, channels: int) -> float:
+    """Largest absolute output difference in grey levels (0..255) on random faces."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, channels, size, size, generator=g) * 2 - 1
+    kwargs = {}
+    parts = getattr(reference.config, "parts", ())
+    if parts:
+        kwargs["parts"] = [parts[i % len(parts)] for i in range(8)]
+    target = reference.config.domains[-1]
+    with torch.no_grad():
+        a, b = reference(x, target, **kwargs), candidate(x, target, **kwargs)
+    return float((a - b).abs().max() * 127.5)
+
+
+def ship(run_dir: str | Path, name: str, dest: Path = BUNDLED_DIR, dtype: str = "float16",
+         scores: dict | None = None) -> Path:
+    run_dir = Path(run_dir)
+    model = load_model(run_dir / "generator")
+    metadata = dict(model.metadata)
+    metadata["run"] = run_dir.name
+    if scores:
+        metadata["scores"] = scores
+    out = model.save_pretrained(dest / name, dtype=dtype, metadata=metadata)
+    shipped = load_model(out)
+    change = output_change(model, shipped, model.config.image_size, model.config.channels)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(f"{out}: {size / 1e6:.2f} MB ({dtype}); largest output change vs float32 {change:.2f} grey levels")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fxaug.trainers.ship", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run directory with generator/ (written when training finishes)")
+    p.add_argument("--name", required=True, help="shipped model name, e.g. stargan-ferplus-parts-32")
+    p.add_argument("--dest", type=Path, default=BUNDLED_DIR)
+    p.add_argument("--dtype", default="float16", choices=("float32", "float16", "bfloat16"))
+    p.add_argument("--scores", help="a JSON file of scores to record in the model's metadata")
+    args = p.parse_args(argv)
+    scores = json.loads(Path(args.scores).read_text()) if args.scores else None
+    ship(args.run, args.name, args.dest, args.dtype, scores)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
