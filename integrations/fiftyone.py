@@ -290,7 +290,7 @@ def _open_dataset(name: str, overwrite: bool, persistent: bool):
     return dataset
 
 
-def _all_slices(dataset):
+def all_slices(dataset):
     """Every sample of a grouped dataset, whatever its slice."""
     return dataset.select_group_slices(_allow_mixed=True) if dataset.media_type == "group" else dataset
 
@@ -299,7 +299,7 @@ def _group_index(dataset) -> tuple[dict[str, str], dict[str, set[str]]]:
     """filepath -> group id, and group id -> its slice names, for what the dataset holds."""
     if not len(dataset):
         return {}, {}
-    view = _all_slices(dataset)
+    view = all_slices(dataset)
     paths, ids, slices = view.values("filepath"), view.values(f"{GROUP_FIELD}.id"), view.values(f"{GROUP_FIELD}.name")
     taken: dict[str, set[str]] = {}
     for gid, name in zip(ids, slices):
@@ -364,7 +364,7 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
     fo = require_fiftyone()
     source = _load_saved_dataset(source)
     name = name or default_name(source)
-    dataset = _open_dataset(name, overwrite, persistent)
+    # Read the source before touching the database: a bad source leaves no empty dataset behind.
     if isinstance(source, (str, os.PathLike)):
         groups, info = read_rebalance_output(source)
     elif hasattr(source, "column_names") and hasattr(source, "features"):
@@ -373,6 +373,7 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
     else:
         raise TypeError(f"to_fiftyone: cannot import a {type(source).__name__}; give a rebalance output folder, "
                         f"its manifest.jsonl or a datasets.Dataset made by fxaug.augment")
+    dataset = _open_dataset(name, overwrite, persistent)
     added = add_groups(dataset, groups)
     sources = list(dataset.info.get("fxaug_sources", []))
     if info["source"] not in sources:
@@ -426,7 +427,7 @@ def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, mode
 
     if dataset.media_type != "group":
         raise ValueError(f"{dataset.name!r} is not a grouped dataset; import fxaug's outputs with to_fiftyone first")
-    selected = _all_slices(dataset).select(list(sample_ids))
+    selected = all_slices(dataset).select(list(sample_ids))
     sources: dict[str, Any] = {}  # group id -> the sample to transfer from
     for sample in selected.iter_samples():
         group = sample[GROUP_FIELD]
