@@ -200,6 +200,70 @@ def run_rebalance(args: argparse.Namespace) -> int:
 
 
 @command
+def _fiftyone(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fiftyone",
+        help="browse a rebalance output in the FiftyOne App, each synthesized face beside its source",
+        description="Import a `fxaug rebalance` output folder (or its manifest.jsonl, or a datasets folder "
+        "written by save_to_disk after fxaug.augment) as a grouped FiftyOne dataset: one group per source "
+        "face, slice 'original' plus one slice per synthesized target. Re-importing adds only what is new. "
+        "Needs the extra: pip install 'fxaug[fiftyone]'.",
+    )
+    p.add_argument("source", nargs="?", help="rebalance output folder, its manifest.jsonl, or a saved datasets folder")
+    p.add_argument("--name", help="FiftyOne dataset name (default: fxaug-<folder name>)")
+    p.add_argument("--persistent", action="store_true", help="keep the dataset after this command exits")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
+    p.add_argument("--launch", action="store_true", help="open the App on the dataset and wait (Ctrl-C ends)")
+    p.add_argument("--port", type=int, default=5151, help="App port (default 5151)")
+    p.add_argument("--address", default="127.0.0.1", help="App address (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="with --launch: serve the App without opening a browser (the default with no display)")
+    p.add_argument("--install-plugin", action="store_true",
+                   help="link fxaug's App plugin (operator 'transfer expression') into FiftyOne's plugins directory")
+    p.add_argument("--plugin-path", action="store_true", help="print the folder of fxaug's App plugin and exit")
+    p.set_defaults(run=run_fiftyone)
+
+
+def run_fiftyone(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from .integrations import fiftyone as fx
+
+    if args.plugin_path:
+        print(fx.plugin_dir())
+        return 0
+    if not args.source and not args.install_plugin:
+        raise ValueError("give a rebalance output folder to import (or --install-plugin / --plugin-path)")
+    try:
+        if args.install_plugin:
+            print(f"FiftyOne plugin linked: {fx.install_plugin()}")
+        if not args.source:
+            return 0
+        dataset = fx.to_fiftyone(args.source, name=args.name, persistent=args.persistent, overwrite=args.overwrite)
+    except fx.FiftyOneMissing as err:
+        print(f"fxaug: error: {err}", file=sys.stderr)
+        return 2
+    slices = Counter(fx.all_slices(dataset).values("group.name"))
+    print(f"FiftyOne dataset {dataset.name!r}: {len(dataset.distinct('group.id'))} groups; slices: "
+          + ", ".join(f"{name} {n}" for name, n in sorted(slices.items(), key=lambda kv: (kv[0] != fx.ORIGINAL_SLICE, kv[0]))))
+    if args.launch:
+        import os
+
+        import fiftyone as fo
+
+        headless = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        session = fo.launch_app(dataset, port=args.port, address=args.address, remote=args.no_browser or headless)
+        print(f"App at {session.url} (Ctrl-C ends)", flush=True)
+        try:
+            session.wait(-1)  # -1: until interrupted, even when the browser tab closes
+        except KeyboardInterrupt:
+            pass
+    elif not dataset.persistent:
+        print("not persistent: the dataset goes when this command exits; use --persistent to keep it, --launch to look")
+    return 0
+
+
+@command
 def _train(sub: argparse._SubParsersAction) -> None:
     from .trainers.cli import register
 
