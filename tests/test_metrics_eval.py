@@ -1,0 +1,103 @@
+"""The metric registry, judge accuracy, and `fxaug eval` end to end on a tiny generator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dataset_writers import write_class_folders
+from fxaug import emotions as E
+from fxaug.cli import main
+from fxaug.metrics import (
+    MetricContext,
+    TransferSet,
+    compute_metrics,
+    evaluate,
+    judge_accuracy,
+    list_metrics,
+    load_judge,
+    parse_pairs,
+    results_markdown,
+)
+
+
+def test_registry_names_and_errors():
+    assert {"fid", "kid", "judge_fid", "judge_kid", "accuracy", "identity"} <= set(list_metrics())
+    with pytest.raises(ValueError, match="unknown metric"):
+        compute_metrics(["psnr"], TransferSet("happy", [], []))
+    assert parse_pairs("neutral:happy, happiness:sad") == [("neutral", "happy"), ("happy", "sad")]
+    for bad in ("neutral", "happy:happy", ""):
+        with pytest.raises(ValueError):
+            parse_pairs(bad)
+
+
+def test_judge_accuracy_equals_a_direct_count(fer):
+    """On 60 labelled PublicTest faces (20 each of three classes), the accuracy metric is the share
+    whose judge argmax is the target, computed here directly."""
+    judge = load_judge()
+    for target in ("happy", "neutral", "surprise"):
+        rows = np.flatnonzero((fer.usage == 1) & (fer.majority == E.index(target)))[:20]
+        faces = fer.images[rows]
+        direct = float(np.mean(np.array(judge.predict(faces)) == target))
+        result = judge_accuracy(faces, target, judge)
+        assert result["value"] == pytest.approx(direct) and result["n"] == 20
+        via_registry = compute_metrics(["accuracy"], TransferSet(target, faces, faces), MetricContext(judge=judge))
+        assert via_registry["accuracy"]["value"] == result["value"]
+        assert direct >= 0.6  # the judge (PublicTest accuracy 0.85) recognises real faces of each class
+    with pytest.raises(ValueError, match="does not know"):
+        judge_accuracy(faces, "bored", judge)
+
+
+@pytest.fixture(scope="module")
+def folders(fer, tmp_path_factory):
+    """Class folders with a PublicTest split: 10 real faces each of neutral, happy and sad (and a
+    Training split the evaluation must not read)."""
+    root = tmp_path_factory.mktemp("eval-data")
+    faces = []
+    for name in ("neutral", "happy", "sad"):
+        rows = np.flatnonzero(fer.majority == E.index(name))
+        public = rows[fer.usage[rows] == 1][:10]
+        train = rows[fer.usage[rows] == 0][:3]
+        faces += [(int(r), fer.images[r], name) for r in np.concatenate([public, train])]
+    splits = {row: ("PublicTest" if fer.usage[row] == 1 else "Training") for row, _, _ in faces}
+    write_class_folders(root, faces, splits=splits)
+    return root
+
+
+def test_eval_cli_end_to_end(folders, tiny_parts_model, tmp_path):
+    out = tmp_path / "results" / "eval.json"
+    code = main(["eval", "--model", str(tiny_parts_model), "--data", str(folders), "--pairs", "neutral:happy,happy:sad",
+                 "--n", "6", "--split", "PublicTest", "--fid", "judge", "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    table = out.with_suffix(".md").read_text()
+    assert [(r["pair"], r["method"]) for r in result["rows"]] == [
+        ("neutral:happy", "none"), ("neutral:happy", "parts"), ("happy:sad", "none"), ("happy:sad", "parts")]
+    for row in result["rows"]:
+        assert row["n"] == 6 and row["n_reference"] == 6 and row["n_scored"] + row["n_no_face"] == 6
+        assert set(row) >= {"accuracy", "judge_fid", "judge_kid", "identity_mean", "identity_share_below"}
+        if row["method"] == "none":  # the unchanged sources: identity distance 0, all the same person
+            assert row["identity_mean"] == pytest.approx(0, abs=1e-5) and row["identity_share_below"] == 1.0
+    assert "not comparable" in result["protocol"]["fid"]["feature_space"]
+    assert "PublicTest" in json.dumps(result["reader_options"]) and result["metrics"] == [
+        "accuracy", "judge_fid", "judge_kid", "identity"]
+    assert "| pair | method | N | accuracy | judge-FID† |" in table and "neutral:happy | parts" in table
+
+
+def test_evaluate_library_call_scores_the_baseline_like_a_direct_computation(folders, tiny_parts_model):
+    result = evaluate(tiny_parts_model, folders, [("neutral", "happy")], n=8, metrics=["accuracy"],
+                      device="cpu", splits="PublicTest")
+    baseline = result["rows"][0]
+    from fxaug.data import open_dataset
+    from fxaug.metrics.evaluate import FaceSampler
+
+    sources = FaceSampler(open_dataset(folders, splits="PublicTest"), seed=0).faces("neutral", 8)
+    assert baseline["method"] == "none" and baseline["n"] == 8 == len(sources)
+    assert baseline["accuracy"] == pytest.approx(judge_accuracy(sources, "happy", load_judge())["value"])
+    assert "accuracy" in results_markdown(result)
+    with pytest.raises(ValueError, match="cannot produce"):
+        evaluate(tiny_parts_model, folders, "neutral:fear", n=2, metrics=["accuracy"], device="cpu")
+    with pytest.raises(ValueError, match="no 'fear' faces|has no"):
+        evaluate(tiny_parts_model, folders, "fear:happy", n=2, metrics=["accuracy"], device="cpu")
