@@ -169,11 +169,29 @@ def read_rebalance_output(path: str | os.PathLike) -> tuple[list[FaceGroup], dic
     return [groups[k] for k in sorted(groups)], info
 
 
+def augmented_content_key(dataset, image_column: str = "image") -> str:
+    """A digest of a dataset's rows (pixels and provenance), the same for a copy saved with
+    save_to_disk and loaded back, whose `datasets` fingerprint differs."""
+    import numpy as np
+    from PIL import Image
+
+    from fxaug.hf import PROVENANCE
+
+    digest = hashlib.sha1()
+    for example in dataset:
+        image = example[image_column]
+        pixels = np.asarray(image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)))
+        digest.update(repr((pixels.shape, str(pixels.dtype), [example.get(c) for c in PROVENANCE])).encode())
+        digest.update(pixels.tobytes())
+    return digest.hexdigest()[:16]
+
+
 def read_augmented_dataset(dataset, media_dir: str | os.PathLike, image_column: str = "image",
-                           label_column: str = "label") -> tuple[list[FaceGroup], dict[str, Any]]:
+                           label_column: str = "label", key: str | None = None) -> tuple[list[FaceGroup], dict[str, Any]]:
     """The groups of a `datasets.Dataset` that fxaug.augment extended: each original row and
-    the synthesized rows after it. Images are written once to media_dir/<fingerprint>/ (FiftyOne
-    shows files), named by row, so a re-import finds the same paths."""
+    the synthesized rows after it. Images are written once to media_dir/<content key>/ (FiftyOne
+    shows files), named by row, so a re-import (also of a saved and reloaded copy) finds the
+    same paths."""
     import numpy as np
     from PIL import Image
 
@@ -186,7 +204,7 @@ def read_augmented_dataset(dataset, media_dir: str | os.PathLike, image_column: 
         raise ValueError(f"this dataset was not made by fxaug.augment: no column(s) {', '.join(missing)} "
                          f"(columns: {', '.join(dataset.column_names)})")
     names = getattr(dataset.features[label_column], "names", None)
-    fingerprint = getattr(dataset, "_fingerprint", None) or "dataset"
+    fingerprint = key or augmented_content_key(dataset, image_column)
     folder = Path(media_dir) / fingerprint
     groups: list[FaceGroup] = []
     by_source: dict[int, FaceGroup] = {}
@@ -345,7 +363,7 @@ def default_name(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).resolve()
         return "fxaug-" + (path.parent.name if path.is_file() else path.name)
-    return "fxaug-augmented-" + (getattr(source, "_fingerprint", None) or "dataset")[:12]
+    return "fxaug-augmented-" + augmented_content_key(source)[:12]
 
 
 def to_fiftyone(source, name: str | None = None, persistent: bool = False, overwrite: bool = False, *,
@@ -363,13 +381,14 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
     """
     fo = require_fiftyone()
     source = _load_saved_dataset(source)
-    name = name or default_name(source)
+    key = None if isinstance(source, (str, os.PathLike)) else augmented_content_key(source, image_column)
+    name = name or ("fxaug-augmented-" + key[:12] if key else default_name(source))
     # Read the source before touching the database: a bad source leaves no empty dataset behind.
     if isinstance(source, (str, os.PathLike)):
         groups, info = read_rebalance_output(source)
     elif hasattr(source, "column_names") and hasattr(source, "features"):
         media = Path(media_dir) if media_dir else Path(fo.config.default_dataset_dir) / name
-        groups, info = read_augmented_dataset(source, media, image_column=image_column, label_column=label_column)
+        groups, info = read_augmented_dataset(source, media, image_column=image_column, label_column=label_column, key=key)
     else:
         raise TypeError(f"to_fiftyone: cannot import a {type(source).__name__}; give a rebalance output folder, "
                         f"its manifest.jsonl or a datasets.Dataset made by fxaug.augment")

