@@ -103,12 +103,16 @@ def test_torch_batch_matches_opencv(size):
     for i, face in enumerate(faces):
         reference, M_cv = align_face(face.astype(np.float32), eyes[i], size)
         np.testing.assert_allclose(M[i], M_cv)
-        np.testing.assert_allclose(aligned[i].permute(1, 2, 0).numpy(), reference, atol=0.05)
+        # OpenCV 4 rounds sample positions to 1/32 px (OpenCV 5 does not): where neighbouring
+        # pixels differ by g grey levels that moves a value by up to g/64: about 2 at sharp edges, 0.13 on average.
+        diff = np.abs(aligned[i].permute(1, 2, 0).numpy() - reference)
+        assert diff.mean() < 0.25 and diff.max() < 4, (diff.mean(), diff.max())  # 255 / 64 = 4
     back, inside = warp_back_batch(aligned, M, 48, 48)
     for i in range(4):
         reference, ref_inside = warp_back(aligned[i].permute(1, 2, 0).numpy(), M[i], (48, 48))
         both = inside[i, 0].numpy() & ref_inside
-        np.testing.assert_allclose(back[i].permute(1, 2, 0).numpy()[both], reference[both], atol=0.05)
+        diff = np.abs(back[i].permute(1, 2, 0).numpy()[both] - reference[both])  # OpenCV 4's 1/32 px again
+        assert diff.mean() < 0.25 and diff.max() < 4, (diff.mean(), diff.max())  # 255 / 64 = 4
         assert (inside[i, 0].numpy() != ref_inside).mean() < 0.03  # the edge of the footprint may differ by a pixel
 
 
