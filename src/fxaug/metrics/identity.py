@@ -240,7 +240,7 @@ def prepare_faces(images, device: str | torch.device = "cpu") -> torch.Tensor:
     """Face crops (see `as_uint8_batch` for layouts) -> (N, 3, 150, 150) float RGB in 0..255."""
     out = []
     for rgb in as_uint8_batch(images):
-        x = torch.from_numpy(pad_to_square(rgb)).to(device).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.array(pad_to_square(rgb), copy=True)).to(device).permute(2, 0, 1)[None].float()
         out.append(tf1_resize_bilinear(x, INPUT_SIZE))
     if not out:
         return torch.zeros((0, 3, INPUT_SIZE, INPUT_SIZE), device=device)

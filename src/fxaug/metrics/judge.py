@@ -98,7 +98,8 @@ class EmotionJudge(PretrainedModel):
             batch = []
             for a in images:
                 a = np.asarray(a)
-                t = torch.from_numpy(np.ascontiguousarray(a[:, :, None] if a.ndim == 2 else a))
+                # a copy: inputs may be read-only (memory-mapped or datasets arrays)
+                t = torch.from_numpy(np.array(a[:, :, None] if a.ndim == 2 else a, copy=True))
                 batch.append(t.permute(2, 0, 1)[None].to(self.device, torch.float32).div(127.5).sub(1.0))
         out = []
         for x in batch:
