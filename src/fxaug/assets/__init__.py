@@ -1,6 +1,6 @@
 """Model files shipped inside the package, so nothing is downloaded at run time.
 
-Licences: see LICENSES.md beside these files (both models are MIT).
+Licences: see LICENSES.md beside these files (MIT; the face mesh Apache-2.0).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ ASSETS = Path(__file__).resolve().parent
 YUNET_ONNX = ASSETS / "face_detection_yunet_2023mar.onnx"
 LANDMARK68_MANIFEST = ASSETS / "face_landmark_68_model-weights_manifest.json"
 LANDMARK68_WEIGHTS = ASSETS / "face_landmark_68_model.bin"
+FACE_MESH_WEIGHTS = ASSETS / "face_mesh_landmark.safetensors"
 
 
 def asset(name: str) -> Path:
