@@ -1,13 +1,18 @@
 """Accuracy of fxaug.faces on the project's real data: detection rate, landmark agreement with
 YuNet, landmark flip consistency, and the blend border step.
 
-    .venv/bin/python benchmarks/faces_accuracy.py                 # all figures (~2 min on 1-2 cores)
-    .venv/bin/python benchmarks/faces_accuracy.py --landmark-faces 1000 --crops single
+    .venv/bin/python benchmarks/faces_accuracy.py                 # all figures (~3 min on 1-2 cores)
+    .venv/bin/python benchmarks/faces_accuracy.py --landmark-faces 1000 --seed 123 --landmarkers default
+    .venv/bin/python benchmarks/faces_accuracy.py --landmarkers all   # + each net alone, flip averaging
     .venv/bin/python benchmarks/faces_accuracy.py --json out/faces_accuracy.json
 
 Figures (docs/faces.md explains each):
 - detection rate: share of images in which FaceDetector finds a face: 500 FER2013 PublicTest faces
   (48 x 48 grey) and 500 news photos (lfw_expressions.parquet).
+- landmarkers: "default" is FaceLandmarker() (face-api.js net and face mesh averaged); with
+  --landmarkers all also each net alone, face-api.js's 9-crop ensemble, and flip averaging (the
+  landmarker run on the photo and on its mirror image, the latter mirrored back and averaged:
+  flip-consistent by construction, so only its eye agreement says anything).
 - eye agreement: on 200 news photos, the share of faces whose landmark eye centres (means of iBUG
   points 36-41 and 42-47) both lie within 10% of the inter-ocular distance (IOD) of YuNet's eye
   points: YuNet as the detector returns them (one pass), and YuNet's median over 9 other passes
@@ -100,6 +105,21 @@ def yunet_eyes(image: np.ndarray, target_size: int = 320, mirrored: bool = False
 # The steadier YuNet reference: the median over 9 passes other than the detector's own one
 # (target size 320, unmirrored): 4 other input scales x {image, mirror image} + the mirror at 320.
 OTHER_PASSES = [(size, mirrored) for size in (256, 384, 448, 512) for mirrored in (False, True)] + [(320, True)]
+
+
+class FlipAveraged:
+    """A landmarker run on each photo and on its mirror image (mirrored box), the second result
+    mirrored back (iBUG left/right permutation) and the two averaged: test-time flip averaging."""
+
+    def __init__(self, landmarker):
+        self.landmarker = landmarker
+
+    def batch(self, images, boxes) -> np.ndarray:
+        widths = [image.shape[1] for image in images]
+        points = self.landmarker.batch(images, boxes).astype(np.float64)
+        mirrored = self.landmarker.batch([image[:, ::-1] for image in images], [mirror_box(b, w) for b, w in zip(boxes, widths)])
+        back = np.stack([mirror_points(m, w, FLIP_PERMUTATION) for m, w in zip(mirrored, widths)])
+        return ((points + back) / 2).astype(np.float32)
 
 
 def eye_error(eyes: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -241,7 +261,9 @@ def main() -> int:
     parser.add_argument("--landmark-faces", type=int, default=200)
     parser.add_argument("--detection-faces", type=int, default=500)
     parser.add_argument("--blend-faces", type=int, default=50)
-    parser.add_argument("--crops", choices=("single", "ensemble", "both"), default="both")
+    parser.add_argument("--landmarkers", choices=("default", "all"), default="default",
+                        help="default: FaceLandmarker() only; all: also each net alone, the 9-crop ensemble, flip averaging")
+    parser.add_argument("--landmarks-only", action="store_true", help="skip the detection and blend figures")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fair on a shared machine)")
     parser.add_argument("--json", type=Path)
@@ -254,11 +276,18 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     landmarker = FaceLandmarker(args.device)
-    landmarkers = {}
-    if args.crops in ("single", "both"):
-        landmarkers["single crop"] = landmarker
-    if args.crops in ("ensemble", "both"):
-        landmarkers["9-crop ensemble"] = FaceLandmarker(args.device, crops=ENSEMBLE_CROPS, net=landmarker.net)
+    landmarkers = {"default (face-api.js net + face mesh)": landmarker}
+    if args.landmarkers == "all":
+        faceapi = FaceLandmarker(args.device, nets=("faceapi",), net=landmarker.net)
+        mesh = FaceLandmarker(args.device, nets=("mesh",), mesh_net=landmarker.mesh_net)
+        landmarkers.update({
+            "face-api.js net, single crop": faceapi,
+            "face-api.js net, 9-crop ensemble": FaceLandmarker(args.device, crops=ENSEMBLE_CROPS, nets=("faceapi",), net=landmarker.net),
+            "face mesh": mesh,
+            "face-api.js net + flip averaging": FlipAveraged(faceapi),
+            "face mesh + flip averaging": FlipAveraged(mesh),
+            "default + flip averaging": FlipAveraged(landmarker),
+        })
     detector = FaceDetector()
     report: dict = {"seed": args.seed}
     t = time.time()
@@ -266,22 +295,23 @@ def main() -> int:
     _, news = news_images(args.shared, args.landmark_faces, args.seed)
     report["landmarks_news"] = landmark_figures(news, landmarkers)
 
-    _, fer = fer_images(args.shared, args.detection_faces, args.seed)
-    _, news_det = news_images(args.shared, args.detection_faces, args.seed + 1)
-    report["detection"] = {
-        "fer_publictest_rate": detection_rate(detector, fer),
-        "fer_publictest_n": len(fer),
-        "news_rate": detection_rate(detector, news_det),
-        "news_n": len(news_det),
-    }
+    if not args.landmarks_only:
+        _, fer = fer_images(args.shared, args.detection_faces, args.seed)
+        _, news_det = news_images(args.shared, args.detection_faces, args.seed + 1)
+        report["detection"] = {
+            "fer_publictest_rate": detection_rate(detector, fer),
+            "fer_publictest_n": len(fer),
+            "news_rate": detection_rate(detector, news_det),
+            "news_n": len(news_det),
+        }
 
-    half = args.blend_faces // 2
-    _, fer_blend = fer_images(args.shared, half, args.seed + 2)
-    _, news_blend = news_images(args.shared, args.blend_faces - half, args.seed + 2)
-    report["blend"] = blend_figures(list(fer_blend) + news_blend, detector, landmarker)
+        half = args.blend_faces // 2
+        _, fer_blend = fer_images(args.shared, half, args.seed + 2)
+        _, news_blend = news_images(args.shared, args.blend_faces - half, args.seed + 2)
+        report["blend"] = blend_figures(list(fer_blend) + news_blend, detector, landmarker)
     report["seconds"] = round(time.time() - t, 1)
 
-    lm, det = report["landmarks_news"], report["detection"]
+    lm = report["landmarks_news"]
     yn = lm["yunet_self_agreement"]
     print(f"landmarks on {lm['faces']} news photos (YuNet found {lm['faces']} of {lm['detected_of']}):")
     for name in landmarkers:
@@ -295,11 +325,13 @@ def main() -> int:
     print(f"    one-pass eye points within 10% IOD of those found on the mirror image: {yn['one_pass_vs_mirror_image_within_10pct']:6.1%}")
     print(f"    one-pass eye points within 10% IOD of those at input size 448:        {yn['one_pass_vs_target_448_within_10pct']:6.1%}")
     print(f"    one-pass eye points within 10% IOD of the 9 other passes' median:      {yn['one_pass_vs_other_passes_median_within_10pct']:6.1%}")
-    print(f"detection: FER2013 PublicTest {det['fer_publictest_rate']:.1%} of {det['fer_publictest_n']}, news photos {det['news_rate']:.1%} of {det['news_n']}")
-    print("blend (grey levels; border = step at the box edge minus the original's there):")
-    for key, v in report["blend"].items():
-        print(f"  {key:24s} border excess mean {v['border_step_excess_mean']:+.2f} max {v['border_step_excess_max']:+.2f}; "
-              f"rings<=3px excess {v['ring_step_excess_max_mean']:+.2f}; changed outside {v['changed_outside_max']:.0f}  ({v['pastes']} pastes)")
+    if not args.landmarks_only:
+        det = report["detection"]
+        print(f"detection: FER2013 PublicTest {det['fer_publictest_rate']:.1%} of {det['fer_publictest_n']}, news photos {det['news_rate']:.1%} of {det['news_n']}")
+        print("blend (grey levels; border = step at the box edge minus the original's there):")
+        for key, v in report["blend"].items():
+            print(f"  {key:24s} border excess mean {v['border_step_excess_mean']:+.2f} max {v['border_step_excess_max']:+.2f}; "
+                  f"rings<=3px excess {v['ring_step_excess_max_mean']:+.2f}; changed outside {v['changed_outside_max']:.0f}  ({v['pastes']} pastes)")
     print(f"({report['seconds']} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -166,7 +166,7 @@ def main() -> int:
     widths = np.array([im.shape[1] for im in images])
     print(f"{args.sample}: {len(images)} faces of {len(rows)} rows (first rows {rows[:5]})")
 
-    lm = FaceLandmarker()
+    lm = FaceLandmarker(nets=("faceapi",))  # the crop protocols are those of the face-api.js net
     protocols = {
         "single crop (default)": lambda rgbs, bxs: run_squares(lm, rgbs, [square_crop_box(b) for b in bxs]),
         "2 passes (landmark box)": multipass(lm, 2),

@@ -1,5 +1,7 @@
-"""The face-api.js 68-point landmark net in PyTorch: weight reading, the TF padding rule, accuracy
-on real faces (against YuNet's eye points, and under mirroring), crops, records."""
+"""The 68-point landmarks: the face-api.js net and MediaPipe's face mesh in PyTorch (weight reading,
+the TF padding rule, the mesh graph against LiteRT's output), accuracy of the default landmarker
+(both nets averaged) on real faces (against YuNet's eye points, and under mirroring), crops,
+records."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from fxaug.faces.landmarks import (
     read_tfjs_weights,
     square_crop_box,
 )
+from fxaug.faces.mesh import MESH_TO_IBUG68, load_face_mesh_net, mesh_crop, mesh_crop_matrix, mesh_to_ibug68, mesh_to_image
 from fxaug.assets import LANDMARK68_MANIFEST, LANDMARK68_WEIGHTS
 
 from faces_data import detector, fer_faces, landmarker, news_photos, rgb
@@ -90,7 +93,65 @@ def test_net_is_batch_independent():
     torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
 
 
+# -- the face mesh graph --------------------------------------------------------------------------
+
+
+def test_face_mesh_matches_litert_on_a_fixed_input():
+    """Reference values: MediaPipe's face_landmark.tflite run by LiteRT (ai-edge-litert 2.3.0) on
+    this synthetic input (tools/convert_face_mesh.py compares random inputs the same way)."""
+    yy, xx = np.mgrid[0:192, 0:192] / 191.0
+    x = np.stack([xx, yy, 0.5 + 0.5 * np.sin(6 * xx) * np.cos(4 * yy)], -1)[None].astype(np.float32)
+    with torch.no_grad():
+        mesh, logit = load_face_mesh_net()(torch.from_numpy(x).permute(0, 3, 1, 2))
+    assert mesh.shape == (1, 468, 3) and logit.shape == (1,)
+    litert = np.array([
+        [101.1969, 124.2594, -6.8929], [57.5352, 76.6279, -5.0278], [82.0404, 77.6476, -4.7522],
+        [134.456, 73.2567, 8.7454], [113.5331, 76.0732, 1.385], [101.0006, 157.1646, 13.9533],
+    ])
+    np.testing.assert_allclose(mesh[0, [0, 33, 133, 263, 362, 152]].numpy(), litert, atol=2e-3)
+    assert abs(float(logit[0]) - (-8.3446)) < 2e-3
+
+
+def test_mesh_crop_maps_points_back_and_mirrors():
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[20, 30] = 255
+    box = (10.0, 5.0, 40.0, 44.0)
+    m = mesh_crop_matrix(box)
+    crop = mesh_crop(image, m)
+    v, u = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    # the brightest crop pixel maps back onto the bright image pixel (edge -> centre convention)
+    np.testing.assert_allclose(mesh_to_image(np.array([[u + 0.5, v + 0.5]]), m)[0], [30, 20], atol=0.5)
+    mirrored = mesh_crop(image[:, ::-1].copy(), mesh_crop_matrix((80 - 10.0 - 40.0, 5.0, 40.0, 44.0)))
+    np.testing.assert_array_equal(mirrored, crop[:, ::-1])
+
+
+def test_mesh_to_ibug68_indexes_the_mesh():
+    assert MESH_TO_IBUG68.shape == (68, 2) and MESH_TO_IBUG68.min() >= 0 and MESH_TO_IBUG68.max() < 468
+    mesh = np.random.default_rng(0).normal(size=(2, 468, 2))
+    out = mesh_to_ibug68(mesh)
+    np.testing.assert_allclose(out[:, 8], mesh[:, 152])  # chin
+    np.testing.assert_allclose(out[:, 57], (mesh[:, 84] + mesh[:, 314]) / 2)
+
+
+def test_landmarker_nets_are_checked():
+    with pytest.raises(ValueError):
+        FaceLandmarker(nets=())
+    with pytest.raises(ValueError):
+        FaceLandmarker(nets=("dlib",))
+    lm = FaceLandmarker(nets=("mesh",), mesh_net=landmarker().mesh_net)
+    assert lm.net is None and "mesh" in repr(lm)
+    with pytest.raises(RuntimeError):
+        lm.run_crops(np.zeros((1, INPUT_SIZE, INPUT_SIZE, 3), np.uint8))
+
+
 # -- accuracy on real faces ---------------------------------------------------------------------
+
+
+# The default landmarker (face-api.js net + face mesh, averaged) on these 100 news photos (seed 10),
+# as docs/faces.md gives them; the tests allow 2 points below (float differences across machines).
+# This slice is harder than the benchmark's: face-api.js alone gets 71% / 78% here, the mesh alone
+# 69% / 84%.
+DOCUMENTED_100 = {"eye_within_10pct_iod_of_yunet": 0.69 - 0.02, "flip_within_5pct_iod": 0.93 - 0.02}
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +201,14 @@ def test_eye_centres_agree_with_yunet(news_landmarks):
     assert np.mean(steady_error < 0.25) >= 0.93  # the rest: profiles and very dark faces
 
 
+def test_default_landmarker_hits_its_documented_eye_agreement(news_landmarks):
+    images, faces, points = news_landmarks
+    one_pass = np.stack([f.points[:2] for f in faces]).astype(np.float64)
+    error = _eye_error(np.stack([eye_centres(p) for p in points]), one_pass)
+    assert np.mean(error < 0.10) >= DOCUMENTED_100["eye_within_10pct_iod_of_yunet"]
+    assert np.median(error) < 0.075
+
+
 def test_landmarks_are_flip_consistent(news_landmarks):
     images, faces, points = news_landmarks
     mirrored_images = [image[:, ::-1] for image in images]
@@ -149,8 +218,8 @@ def test_landmarks_are_flip_consistent(news_landmarks):
     back[..., 0] = np.array([im.shape[1] for im in images])[:, None] - 1 - back[..., 0]
     iod = np.array([np.linalg.norm(np.diff(eye_centres(p), axis=0)) for p in points])
     error = np.linalg.norm(back - points, axis=2).mean(axis=1) / iod
-    assert np.median(error) < 0.045
-    assert np.mean(error < 0.05) >= 0.75
+    assert np.median(error) < 0.035
+    assert np.mean(error < 0.05) >= DOCUMENTED_100["flip_within_5pct_iod"]
 
 
 def test_flip_permutation_is_an_involution_that_swaps_sides():

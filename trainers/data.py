@@ -27,7 +27,7 @@ from fxaug.methods import PART_NAMES, crops_for
 from .config import TrainConfig
 
 log = logging.getLogger("fxaug.trainers")
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: landmarks from the face-api.js + face-mesh average
 
 
 @dataclass

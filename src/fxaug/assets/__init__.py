@@ -1,6 +1,6 @@
 """Model files shipped inside the package, so nothing is downloaded at run time.
 
-Licences: see LICENSES.md beside these files (all MIT).
+Licences: see LICENSES.md beside these files (MIT; the face mesh Apache-2.0).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ YUNET_ONNX = ASSETS / "face_detection_yunet_2023mar.onnx"
 LANDMARK68_MANIFEST = ASSETS / "face_landmark_68_model-weights_manifest.json"
 LANDMARK68_WEIGHTS = ASSETS / "face_landmark_68_model.bin"
 FACE_RECOGNITION_WEIGHTS = ASSETS / "face_recognition_model.safetensors"
+FACE_MESH_WEIGHTS = ASSETS / "face_mesh_landmark.safetensors"
 
 
 def asset(name: str) -> Path:

@@ -2,7 +2,7 @@
 
     from fxaug.faces import FaceDetector, FaceLandmarker, align_face, part_boxes, blend
 
-    detector, landmarker = FaceDetector(), FaceLandmarker()      # YuNet; face-api.js 68 points
+    detector, landmarker = FaceDetector(), FaceLandmarker()      # YuNet; 68 points (two nets averaged)
     found = detector(image)                                      # Detection: .face / .faces / .reason
     points = landmarker(image, found.face.box)                   # (68, 2) image pixels
     aligned, M = align_face(image, eye_centres(points), size=64) # eyes onto a canonical template
@@ -53,6 +53,9 @@ _LAZY = {
     "landmarks_for": "landmarks",
     "landmarks_for_records": "landmarks",
     "load_landmark_net": "landmarks",
+    "load_face_mesh_net": "landmarks",
+    "FaceMeshNet": "landmarks",
+    "MESH_TO_IBUG68": "landmarks",
     "landmarks": None,
 }
 
@@ -75,7 +78,9 @@ __all__ = [
     "FaceDetector",
     "FaceLandmarker",
     "FaceLandmarks",
+    "FaceMeshNet",
     "LandmarkNet",
+    "MESH_TO_IBUG68",
     "PARTS",
     "PartSpec",
     "align_batch",
@@ -95,6 +100,7 @@ __all__ = [
     "landmarks",
     "landmarks_for",
     "landmarks_for_records",
+    "load_face_mesh_net",
     "load_landmark_net",
     "part_box",
     "part_boxes",
