@@ -359,11 +359,12 @@ def add_groups(dataset, groups: Sequence[FaceGroup]) -> int:
     return len(samples)
 
 
-def default_name(source) -> str:
+def default_name(source, key: str | None = None) -> str:
+    """A folder's name, or an augmented dataset's content key (computed when not given)."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).resolve()
         return "fxaug-" + (path.parent.name if path.is_file() else path.name)
-    return "fxaug-augmented-" + augmented_content_key(source)[:12]
+    return "fxaug-augmented-" + (key or augmented_content_key(source))[:12]
 
 
 def to_fiftyone(source, name: str | None = None, persistent: bool = False, overwrite: bool = False, *,
@@ -382,7 +383,7 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
     fo = require_fiftyone()
     source = _load_saved_dataset(source)
     key = None if isinstance(source, (str, os.PathLike)) else augmented_content_key(source, image_column)
-    name = name or ("fxaug-augmented-" + key[:12] if key else default_name(source))
+    name = name or default_name(source, key)
     # Read the source before touching the database: a bad source leaves no empty dataset behind.
     if isinstance(source, (str, os.PathLike)):
         groups, info = read_rebalance_output(source)
