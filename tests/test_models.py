@@ -46,6 +46,35 @@ def test_generator_refuses_unknown_target_and_missing_parts():
         g(_batch(), "happy", parts="ear")
 
 
+@pytest.mark.parametrize("cls", [StarGANGenerator, CycleGANGenerators])
+def test_residual_generator_starts_as_identity_and_learns_a_change(cls):
+    torch.manual_seed(0)
+    g = cls(**TINY, domains=("neutral", "happy"), residual=True)
+    x = _batch()
+    # An untrained residual G returns its input exactly: training starts from the identity.
+    assert torch.equal(g(x, "happy"), x)
+    # One optimizer step away from the zero init, it changes the image, within [-1, 1].
+    opt = torch.optim.SGD(g.parameters(), lr=0.1)
+    (g(x, "happy") - 1).abs().mean().backward()
+    opt.step()
+    y = g(x, "happy")
+    assert not torch.equal(y, x) and y.abs().max() <= 1 and y.mean() > x.mean()
+
+
+def test_select_model_covers_every_target(tmp_path, monkeypatch):
+    import fxaug.models as M
+
+    monkeypatch.setattr(M, "BUNDLED_DIR", tmp_path)
+    StarGANGenerator(**TINY, domains=("neutral", "happy", "sad")).save_pretrained(tmp_path / "a-three")
+    StarGANGenerator(**TINY, domains=("neutral", "happy", "sad", "fear")).save_pretrained(tmp_path / "b-four")
+    assert M.select_model("happy") == "a-three"  # first by name
+    assert M.select_model(["happy", "fear"]) == "b-four"  # the one that reaches both
+    with pytest.raises(FileNotFoundError, match="no shipped model produces happy, contempt"):
+        M.select_model(["happy", "contempt"])
+    with pytest.raises(FileNotFoundError, match="by the parts method"):
+        M.select_model("happy", "parts")
+
+
 def test_cyclegan_pair_directions():
     g = CycleGANGenerators(**TINY, domains=("neutral", "happy"))
     x = _batch()

@@ -138,13 +138,25 @@ def test_resume_is_bit_exact(faces_dir, tmp_path, model):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_export_reload_reproduces_outputs(faces_dir, tmp_path):
-    trainer = make_trainer(_cfg(faces_dir, tmp_path, steps=4, n_critic=2, domains="neutral,happy,sad"), tmp_path / "run")
+@pytest.mark.parametrize("residual", [False, True])
+def test_export_reload_reproduces_outputs(faces_dir, tmp_path, residual):
+    from fxaug.trainers.ship import export_snapshot
+
+    cfg = _cfg(faces_dir, tmp_path, steps=4, n_critic=2, domains="neutral,happy,sad", residual=residual)
+    trainer = make_trainer(cfg, tmp_path / "run")
+    x = trainer.data.to_model_range(torch.arange(4), "cpu")
+    trainer.train(until=3, progress=False)
+    at_3 = trainer.G_ema(x, "happy")
     trainer.train(progress=False)
     g = load_model(tmp_path / "run" / "generator")
-    x = trainer.data.to_model_range(torch.arange(4), "cpu")
+    assert g.config.residual is residual
     assert torch.equal(g(x, "happy"), trainer.G_ema(x, "happy"))
     assert g.metadata["steps"] == 4 and g.metadata["training"]["model"] == "stargan"
+    # Any snapshot exports the EMA generator it held, exactly.
+    early = load_model(export_snapshot(tmp_path / "run", 3, tmp_path / "at-3"))
+    assert torch.equal(early(x, "happy"), at_3) and early.metadata["steps"] == 3
+    with pytest.raises(FileNotFoundError, match="snapshot-0000002.pt: no such snapshot"):
+        export_snapshot(tmp_path / "run", 2, tmp_path / "at-2")
 
 
 def test_tensorboard_logs(faces_dir, tmp_path):

@@ -33,6 +33,7 @@ class TrainConfig:
     channels: int = 1
     width: int | None = None  # G first-layer channels (model default)
     n_res: int = 6
+    residual: bool = False  # G outputs input + change (starts as the identity); see ResNetGenerator
     d_width: int | None = None
     d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map
     steps: int = 200_000  # discriminator steps; G steps = steps / n_critic

@@ -12,7 +12,7 @@ from .loop import GANTrainer
 
 def _generator_kwargs(cfg, data) -> dict:
     return dict(
-        image_size=cfg.size, channels=cfg.channels, width=cfg.width, n_res=cfg.n_res,
+        image_size=cfg.size, channels=cfg.channels, width=cfg.width, n_res=cfg.n_res, residual=cfg.residual,
         domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
     )
 

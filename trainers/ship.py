@@ -6,13 +6,16 @@
 Writes `fxaug/assets/models/<name>/` (config.json + model.safetensors, float16 by default: half
 the bytes, and the generator's outputs move by at most a grey level or two, checked and
 printed here) with the run's training record and the given scores in config.json's
-"_metadata", which docs/models.md quotes.
+"_metadata", which docs/models.md quotes. `--snapshot STEP` ships the EMA generator of one of
+the run's snapshots instead (a run stopped early, or an earlier, better step);
+`export_snapshot` alone writes such a checkpoint anywhere, for scoring before shipping.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -34,10 +37,32 @@ def output_change(reference, candidate, size: int, channels: int) -> float:
     return float((a - b).abs().max() * 127.5)
 
 
+def export_snapshot(run_dir: str | Path, step: int, out: str | Path) -> Path:
+    """Write the EMA generator of `run_dir/snapshots/snapshot-<step>.pt` to `out` as a
+    checkpoint, exactly as the run would have exported it at that step."""
+    from . import make_trainer
+    from .config import TrainConfig
+    from .loop import SNAPSHOTS
+
+    path = Path(run_dir) / SNAPSHOTS / f"snapshot-{int(step):07d}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such snapshot")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = TrainConfig.from_dict({**state["config"], "device": "cpu", "tensorboard": False})
+    with tempfile.TemporaryDirectory() as scratch:  # the trainer writes options.json to its run dir
+        trainer = make_trainer(cfg, scratch)
+        trainer.load_snapshot(path)
+        return trainer.export(Path(out))
+
+
 def ship(run_dir: str | Path, name: str, dest: Path = BUNDLED_DIR, dtype: str = "float16",
-         scores: dict | None = None) -> Path:
+         scores: dict | None = None, snapshot: int | None = None) -> Path:
     run_dir = Path(run_dir)
-    model = load_model(run_dir / "generator")
+    if snapshot is not None:
+        with tempfile.TemporaryDirectory() as scratch:
+            model = load_model(export_snapshot(run_dir, snapshot, Path(scratch) / "generator"))
+    else:
+        model = load_model(run_dir / "generator")
     metadata = dict(model.metadata)
     metadata["run"] = run_dir.name
     if scores:
@@ -58,9 +83,10 @@ def main(argv=None) -> int:
     p.add_argument("--dest", type=Path, default=BUNDLED_DIR)
     p.add_argument("--dtype", default="float16", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--scores", help="a JSON file of scores to record in the model's metadata")
+    p.add_argument("--snapshot", type=int, help="ship this snapshot step's EMA generator instead of generator/")
     args = p.parse_args(argv)
     scores = json.loads(Path(args.scores).read_text()) if args.scores else None
-    ship(args.run, args.name, args.dest, args.dtype, scores)
+    ship(args.run, args.name, args.dest, args.dtype, scores, args.snapshot)
     return 0
 
 

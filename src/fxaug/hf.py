@@ -85,7 +85,7 @@ class Augmenter:
     def _default_model_name(self) -> str:
         from .models import select_model
 
-        return select_model(self.targets[0] if self.targets else "happy", self.method)
+        return select_model(self.targets or ["happy"], self.method)
 
     def pipeline(self, rank: int | None = None):
         """The engine for this process (and GPU, with rank), loaded on first use."""

@@ -180,7 +180,9 @@ def rebalance(
         entries[entry.source_id] = entry
         by_class.setdefault(entry.emotion, []).append(entry.source_id)
     counts = Counter({k: len(v) for k, v in by_class.items()})
-    model = model or select_model(classes[0] if classes else "happy", method)
+    # A model that can fill every class asked for (default: every class below the largest).
+    wanted = classes or [c for c, n in counts.items() if n < max(counts.values())] or ["happy"]
+    model = model or select_model(wanted, method)
     pipe = ExpressionPipeline(model, method=method, device=device, batch_size=batch_size)
     plan = make_plan(counts, pipe.model.translations(), target, [E.canonical(c) for c in classes] if classes else None)
     if dry_run:

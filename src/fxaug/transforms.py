@@ -74,7 +74,7 @@ class ExpressionTransfer(ImageOnlyTransform):
             from .models import select_model
             from .pipeline import ExpressionPipeline
 
-            model = self._loaded if self._loaded is not None else (self.model or select_model(self._target_names[0], self.method))
+            model = self._loaded if self._loaded is not None else (self.model or select_model(self._target_names, self.method))
             self._pipeline = ExpressionPipeline(model, method=self.method, device=self.device)
             for t in self._target_names:
                 self._pipeline.check_target(t)

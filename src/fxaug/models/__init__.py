@@ -60,22 +60,22 @@ def list_models() -> list[str]:
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file())
 
 
-def select_model(target: str, method: str | None = None) -> str:
-    """The first shipped model (by name) that can produce `target` by `method` (any when None);
-    judged from config.json alone."""
+def select_model(targets, method: str | None = None) -> str:
+    """The first shipped model (by name) that can produce every one of `targets` (one emotion
+    or several) by `method` (any when None); judged from config.json alone."""
     import json
 
     from .. import emotions as E
 
-    target = E.canonical(target)
+    wanted = [E.canonical(t) for t in ([targets] if isinstance(targets, str) else targets)]
     for name in list_models():
         config = json.loads((BUNDLED_DIR / name / CONFIG_NAME).read_text())
         model_method = config.get("method", "face")
         domains = config.get("domains") or ["neutral", *config.get("expressions", [])]
-        if target in domains and (method is None or method == model_method or config["_class_name"] == "TwoCETGAN"):
+        if set(wanted) <= set(domains) and (method is None or method == model_method or config["_class_name"] == "TwoCETGAN"):
             return name
     raise FileNotFoundError(
-        f"no shipped model produces {target!r}" + (f" by the {method} method" if method else "")
+        f"no shipped model produces {', '.join(wanted)}" + (f" by the {method} method" if method else "")
         + f" (shipped: {', '.join(list_models()) or 'none'}); pass --model PATH to a trained generator"
     )
 

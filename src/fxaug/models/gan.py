@@ -35,7 +35,9 @@ class GeneratorConfig:
     width: channels of the first conv (doubled per downsampling); n_down: downsamplings;
     n_res: residual blocks at the bottleneck; domains: emotions it translates between, in
     one-hot order (StarGAN) or (source, target) (CycleGAN); method: image | face | parts;
-    parts: the part names conditioned on (parts method only)."""
+    parts: the part names conditioned on (parts method only); residual: G predicts a change
+    added to its input (clamped to [-1, 1], last conv zero-initialised so an untrained G is the
+    identity) instead of the whole image."""
 
     image_size: int = 64
     channels: int = 1
@@ -45,6 +47,7 @@ class GeneratorConfig:
     domains: tuple[str, ...] = ("neutral", "happy")
     method: str = "image"
     parts: tuple[str, ...] = ()
+    residual: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "domains", tuple(E.canonical(d) for d in self.domains))
@@ -102,9 +105,13 @@ class ResidualBlock(nn.Module):
 class ResNetGenerator(nn.Module):
     """conv7 -> n_down x (conv4 stride 2) -> n_res residual blocks -> n_down x (bilinear x2 +
     conv3) -> conv7 -> tanh. Conditioning planes (domain and/or part one-hots) are
-    concatenated to the input, as StarGAN does."""
+    concatenated to the input, as StarGAN does.
 
-    def __init__(self, channels: int, cond_dim: int, width: int, n_down: int, n_res: int):
+    residual=True ends in conv7 -> x + change, clamped: the network starts as the identity and
+    only has to learn what an expression changes. A direct G must first learn to redraw the
+    whole face, which on a short (CPU) schedule leaves it blurred and the identity lost."""
+
+    def __init__(self, channels: int, cond_dim: int, width: int, n_down: int, n_res: int, residual: bool = False):
         super().__init__()
         layers: list[nn.Module] = [
             nn.Conv2d(channels + cond_dim, width, 7, 1, 3, bias=False),
@@ -124,17 +131,27 @@ class ResNetGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             dim //= 2
-        layers += [nn.Conv2d(dim, channels, 7, 1, 3), nn.Tanh()]
+        last = nn.Conv2d(dim, channels, 7, 1, 3)
+        if residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            layers.append(last)
+        else:
+            layers += [last, nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.cond_dim = cond_dim
+        self.residual = residual
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        source = x
         if self.cond_dim:
             if cond is None or cond.shape != (x.shape[0], self.cond_dim):
                 raise ValueError(f"expected conditioning of shape ({x.shape[0]}, {self.cond_dim}), got "
                                  f"{None if cond is None else tuple(cond.shape)}")
             planes = cond[:, :, None, None].to(x.dtype).expand(-1, -1, x.shape[2], x.shape[3])
             x = torch.cat([x, planes], dim=1)
+        if self.residual:
+            return (source + self.net(x)).clamp(-1, 1)
         return self.net(x)
 
 
@@ -187,7 +204,7 @@ class StarGANGenerator(PretrainedModel):
     def __init__(self, config: GeneratorConfig | dict | None = None, **overrides):
         super().__init__(config, **overrides)
         c = self.config
-        self.net = ResNetGenerator(c.channels, len(c.domains) + len(c.parts), c.width, c.n_down, c.n_res)
+        self.net = ResNetGenerator(c.channels, len(c.domains) + len(c.parts), c.width, c.n_down, c.n_res, c.residual)
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -221,8 +238,8 @@ class CycleGANGenerators(PretrainedModel):
         c = self.config
         if len(c.domains) != 2:
             raise ValueError(f"CycleGAN translates between exactly two domains, got {c.domains}")
-        self.a_to_b = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res)
-        self.b_to_a = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res)
+        self.a_to_b = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual)
+        self.b_to_a = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual)
 
     @property
     def domains(self) -> tuple[str, ...]:
