@@ -19,20 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fer import SPLITS, fer_faces
 from fxaug import emotions as E
 from fxaug.metrics.judge import load_judge
 from fxaug.pipeline import ExpressionPipeline
 
-ROOT = Path(__file__).resolve().parent.parent
-FER = ROOT.parent / "shared" / "data" / "fer2013_ferplus.npz"
-SPLITS = {"Training": 0, "PublicTest": 1, "PrivateTest": 2}
-
-
-def split_faces(source: str, split: str, npz: Path = FER) -> np.ndarray:
-    with np.load(npz) as d:
-        images, usage, label = d["images"], d["usage"], d["ferplus_majority"]
-        names = [E.canonical(str(s)) for s in d["ferplus_majority_names"]]
-    return images[(usage == SPLITS[split]) & (label == names.index(E.canonical(source)))]
+def split_faces(source: str, split: str) -> np.ndarray:
+    return fer_faces(split, emotion=source)[0]
 
 
 def judge_rates(model, pairs, split="PublicTest", limit=None, device="cpu", strength=1.0) -> dict:

@@ -19,25 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from fer import fer_faces
 
-NPZ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013_ferplus.npz"
 
 
 def write_tree(root: Path, n: int) -> None:
     from PIL import Image
 
-    from fxaug import emotions as E
-
-    with np.load(NPZ) as d:  # NpzFile re-reads an array on every d[key]: take each once
-        names = [str(x) for x in d["ferplus_majority_names"]]
-        majority, images = d["ferplus_majority"], d["images"]
-    rows = np.flatnonzero(majority >= 0)[:n]
-    for row in rows:
-        folder = root / E.canonical(names[majority[row]])
+    images, labels = fer_faces("Training")
+    for i, (image, label) in enumerate(zip(images[:n], labels[:n])):
+        folder = root / label
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(images[row]).save(folder / f"fer{row:05d}.png")
-    print(f"wrote {len(rows)} faces to {root}", file=sys.stderr)
+        Image.fromarray(image).save(folder / f"fer{i:05d}.png")
+    print(f"wrote {min(n, len(images))} faces to {root}", file=sys.stderr)
 
 
 def read_tree(root: str) -> dict:

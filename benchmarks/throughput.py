@@ -16,16 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-NPZ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013_ferplus.npz"
+from fer import fer_faces
 
 
 def main() -> None:
     from PIL import Image
 
-    from fxaug import emotions as E
     from fxaug.models import StarGANGenerator
     from fxaug.pipeline import resolve_device
     from fxaug.rebalance import rebalance
@@ -37,16 +35,13 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device(args.device)
     work = Path(tempfile.mkdtemp(prefix="fxaug-throughput-"))
-    with np.load(NPZ) as d:
-        images, majority, usage = d["images"], d["ferplus_majority"], d["usage"]
-    names = [E.canonical(str(n)) for n in np.load(NPZ)["ferplus_majority_names"]]
     # A two-class set: neutral sources and `faces` missing happy faces.
-    neutral = np.flatnonzero((usage == 0) & (majority == names.index("neutral")))[: args.faces + 8]
-    happy = np.flatnonzero((usage == 0) & (majority == names.index("happy")))[:8]
-    for cls, rows in (("neutral", neutral), ("happy", happy)):
+    neutral = fer_faces("Training", emotion="neutral")[0][: args.faces + 8]
+    happy = fer_faces("Training", emotion="happy")[0][:8]
+    for cls, faces in (("neutral", neutral), ("happy", happy)):
         (work / "data" / cls).mkdir(parents=True)
-        for r in rows:
-            Image.fromarray(images[r]).save(work / "data" / cls / f"{r}.png")
+        for i, face in enumerate(faces):
+            Image.fromarray(face).save(work / "data" / cls / f"{i:05d}.png")
     torch.manual_seed(0)
     model = StarGANGenerator(image_size=64, width=64, n_res=6, method="parts", domains=("neutral", "happy"))
     model.save_pretrained(work / "model")

@@ -11,6 +11,7 @@ shows typical, not best, results.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -21,17 +22,12 @@ from fxaug.models import list_models, load_model
 from fxaug.pipeline import ExpressionPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
-FER = ROOT.parent / "shared" / "data" / "fer2013_ferplus.npz"
-PUBLIC_TEST = 1  # `usage` code
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fer import fer_faces  # noqa: E402  (the benchmarks' FER loader)
 
 
-def test_faces(source: str, n: int, npz: Path = FER) -> np.ndarray:
-    with np.load(npz) as d:
-        images, usage, label = d["images"], d["usage"], d["ferplus_majority"]
-        names = [str(s) for s in d["ferplus_majority_names"]]
-    code = names.index(next(nm for nm in names if E.canonical(nm) == E.canonical(source)))
-    rows = np.flatnonzero((usage == PUBLIC_TEST) & (label == code))[:n]
-    return images[rows]
+def test_faces(source: str, n: int) -> np.ndarray:
+    return fer_faces("PublicTest", emotion=source)[0][:n]
 
 
 def label_cell(text: str, width: int, height: int = 34) -> np.ndarray:
