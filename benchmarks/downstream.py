@@ -7,11 +7,12 @@ neutral 2000, happy 2000, surprise 800, sad 500, anger 300, fear 150, disgust 10
   (a) as is: the imbalanced set, uniform sampling, no augmentation;
   (b) naive oversampling (every class drawn equally often) plus standard Albumentations
       augmentation (flip, affine, brightness/contrast);
-  (c) `fxaug rebalance` (every class filled up to the largest with synthesized faces, sources
-      neutral first) plus the same Albumentations augmentation, uniform sampling.
+  (c) `fxaug rebalance` (every class the generator reaches filled up to the largest with
+      synthesized faces, sources neutral first), then sampled and augmented exactly as (b).
 
-(b) and (c) see the same number of images per class per step; they differ only in whether the
-extra images of a rare class are copies or synthesized faces. Scored on every PublicTest face:
+(b) and (c) draw every class equally often; they differ only in whether a rare class's draws
+repeat its few real faces or also reach synthesized ones. (With a generator that reaches every
+class, (c)'s class-balanced draws are uniform draws over the rebalanced set.) Scored on every PublicTest face:
 per-class recall and macro-F1, mean +- std over seeds (each seed draws its own training set,
 rebalance seed and initialisation).
 
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
                 else:
                     x, y = images, labels
                 started = time.perf_counter()
-                net = train_classifier(x, y, classes, balanced=cond == "oversample_aug", augment=augment,
+                net = train_classifier(x, y, classes, balanced=cond != "as_is", augment=augment,
                                        steps=args.steps, batch=args.batch, width=args.width, seed=seed)
                 result = scores(net, test_images, test_labels, classes)
                 result.update(key=key, train_s=round(time.perf_counter() - started, 1),
