@@ -180,8 +180,9 @@ def rebalance(
         entries[entry.source_id] = entry
         by_class.setdefault(entry.emotion, []).append(entry.source_id)
     counts = Counter({k: len(v) for k, v in by_class.items()})
-    # A model that can fill every class asked for (default: every class below the largest).
-    wanted = classes or [c for c, n in counts.items() if n < max(counts.values())] or ["happy"]
+    # The shipped model that can fill the most of the classes to fill (default: those below the goal).
+    goal = target or max(counts.values(), default=0)
+    wanted = classes or [c for c in E.EMOTIONS if counts.get(c, 0) < goal] or ["happy"]
     model = model or select_model(wanted, method)
     pipe = ExpressionPipeline(model, method=method, device=device, batch_size=batch_size)
     plan = make_plan(counts, pipe.model.translations(), target, [E.canonical(c) for c in classes] if classes else None)

@@ -61,23 +61,30 @@ def list_models() -> list[str]:
 
 
 def select_model(targets, method: str | None = None) -> str:
-    """The first shipped model (by name) that can produce every one of `targets` (one emotion
-    or several) by `method` (any when None); judged from config.json alone."""
+    """The shipped model that can produce the most of `targets` (one emotion or several) by
+    `method` (any when None), the first by name among equals; judged from config.json alone.
+    A caller that needs every target checks the model's domains (the pipeline does)."""
     import json
 
     from .. import emotions as E
 
-    wanted = [E.canonical(t) for t in ([targets] if isinstance(targets, str) else targets)]
+    wanted = {E.canonical(t) for t in ([targets] if isinstance(targets, str) else targets)}
+    best, covered = None, 0
     for name in list_models():
         config = json.loads((BUNDLED_DIR / name / CONFIG_NAME).read_text())
         model_method = config.get("method", "face")
         domains = config.get("domains") or ["neutral", *config.get("expressions", [])]
-        if set(wanted) <= set(domains) and (method is None or method == model_method or config["_class_name"] == "TwoCETGAN"):
-            return name
-    raise FileNotFoundError(
-        f"no shipped model produces {', '.join(wanted)}" + (f" by the {method} method" if method else "")
-        + f" (shipped: {', '.join(list_models()) or 'none'}); pass --model PATH to a trained generator"
-    )
+        if method is not None and method != model_method and config["_class_name"] != "TwoCETGAN":
+            continue
+        n = len(wanted & set(domains))
+        if n > covered:
+            best, covered = name, n
+    if best is None:
+        raise FileNotFoundError(
+            f"no shipped model produces {', '.join(sorted(wanted))}" + (f" by the {method} method" if method else "")
+            + f" (shipped: {', '.join(list_models()) or 'none'}); pass --model PATH to a trained generator"
+        )
+    return best
 
 
 def load_model(name_or_path: str | os.PathLike, device="cpu") -> PretrainedModel:
