@@ -93,7 +93,7 @@ def fxaug_rebalanced(images, labels, model: str, seed: int, work: Path, device: 
         (src / lab).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(src / lab / f"{i:05d}.png")
     out = work / "rebalanced"
-    summary = rebalance(src, out, model=model, link=True, seed=seed, device=device, progress=False)
+    rebalance(src, out, model=model, link=True, seed=seed, device=device, progress=False)
     new_images, new_labels = [images], [labels]
     for line in (out / MANIFEST).read_text().splitlines():
         row = json.loads(line)
@@ -102,7 +102,7 @@ def fxaug_rebalanced(images, labels, model: str, seed: int, work: Path, device: 
         img = np.asarray(Image.open(out / row["file"]).convert("L").resize((48, 48), Image.BILINEAR))
         new_images.append(img[None])
         new_labels.append(np.array([row["target"]]))
-    return np.concatenate(new_images), np.concatenate(new_labels), summary
+    return np.concatenate(new_images), np.concatenate(new_labels)
 
 
 def train_classifier(images, labels, classes, *, balanced: bool, augment, steps: int, batch: int,
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
                 if cond == "fxaug_rebalance_aug":
                     with tempfile.TemporaryDirectory() as work:
                         started = time.perf_counter()
-                        x, y, summary = fxaug_rebalanced(images, labels, args.model, seed, Path(work), args.device)
+                        x, y = fxaug_rebalanced(images, labels, args.model, seed, Path(work), args.device)
                         rebalance_s = time.perf_counter() - started
                 else:
                     x, y = images, labels

@@ -24,17 +24,13 @@ from fxaug import emotions as E
 from fxaug.metrics.judge import load_judge
 from fxaug.pipeline import ExpressionPipeline
 
-def split_faces(source: str, split: str) -> np.ndarray:
-    return fer_faces(split, emotion=source)[0]
-
-
 def judge_rates(model, pairs, split="PublicTest", limit=None, device="cpu", strength=1.0) -> dict:
     pipe = ExpressionPipeline(model, device=device)
     judge = load_judge(device=device)
     out = {"model": str(model), "method": pipe.method, "split": split, "judge": "ferplus-resnet", "pairs": {}}
     for pair in pairs:
         source, target = (E.canonical(s) for s in pair.split(":"))
-        faces = split_faces(source, split)[:limit]
+        faces = fer_faces(split, emotion=source)[0][:limit]
         started = time.perf_counter()
         results = pipe.transfer(list(faces), target, strength)
         seconds = time.perf_counter() - started
