@@ -122,7 +122,9 @@ def test_face_and_parts_methods_train(faces_dir, tmp_path, model, method):
 @pytest.mark.parametrize("model", ["stargan", "cyclegan", "2cet"])
 def test_resume_is_bit_exact(faces_dir, tmp_path, model):
     domains = "neutral,happy" if model == "cyclegan" else "neutral,happy,sad"
-    cfg = _cfg(faces_dir, tmp_path, model=model, domains=domains, steps=12, n_critic=2, snapshot_every=5, diffaug="translation")
+    warmup = {"cls_warmup": 3} if model == "stargan" else {}  # the warm-up phase replays too
+    cfg = _cfg(faces_dir, tmp_path, model=model, domains=domains, steps=12, n_critic=2, snapshot_every=5,
+               diffaug="translation", **warmup)
     straight = make_trainer(cfg, tmp_path / "straight")
     straight.train(progress=False)
     interrupted = make_trainer(cfg, tmp_path / "resumed")
@@ -262,3 +264,35 @@ def test_ship_writes_a_float16_model_that_loads_by_path(faces_dir, tmp_path, cap
     original = load_model(tmp_path / "run" / "generator")
     assert (shipped(x, "happy") - original(x, "happy")).abs().max() * 127.5 < 2.0
     assert "float16" in capsys.readouterr().out
+
+
+def test_classifier_warmup_trains_only_ds_classifier_first(faces_dir, tmp_path):
+    cfg = _cfg(faces_dir, tmp_path, steps=6, n_critic=1, cls_warmup=3, domains="neutral,happy,sad")
+    trainer = make_trainer(cfg, tmp_path / "run")
+    before = _weights(trainer)
+    losses = trainer.train(until=3, progress=False)
+    warm = _weights(trainer)
+    assert set(losses) == {"D/cls"}
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], warm[k])}
+    assert changed == {"D"}  # G and its average wait for the classifier
+    trainer.train(progress=False)
+    after = _weights(trainer)
+    assert {k.split(".")[0] for k in warm if not torch.equal(warm[k], after[k])} == {"D", "G", "ema"}
+    with pytest.raises(ValueError, match="cls_warmup"):
+        _cfg(faces_dir, tmp_path, model="cyclegan", cls_warmup=3)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_networks(faces_dir, tmp_path):
+    base = _cfg(faces_dir, tmp_path, steps=4, n_critic=2, snapshot_every=4, domains="neutral,happy,sad")
+    parent = make_trainer(base, tmp_path / "parent")
+    parent.train(progress=False)
+    child = make_trainer(_cfg(faces_dir, tmp_path, steps=4, n_critic=2, domains="neutral,happy,sad",
+                              init_from=str(tmp_path / "parent")), tmp_path / "child")
+    assert child.step == 0
+    for k, v in _weights(parent).items():
+        assert torch.equal(v, _weights(child)[k]), k
+    assert all(not s for s in (o.state_dict()["state"] for o in child.opts.values()))  # fresh optimizers
+    with pytest.raises(ValueError, match="do not fit"):
+        make_trainer(_cfg(faces_dir, tmp_path, domains="neutral,happy", init_from=str(tmp_path / "parent")), tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="without snapshots"):
+        make_trainer(_cfg(faces_dir, tmp_path, init_from=str(tmp_path / "child")), tmp_path / "y")

@@ -42,6 +42,13 @@ class TrainConfig:
     beta1: float | None = None
     beta2: float = 0.99
     n_critic: int | None = None  # D steps per G step (model default)
+    # StarGAN: the first cls_warmup D steps train only D's domain classifier on real faces (G
+    # waits), so G's classification loss means "looks like the emotion" from its first update
+    # rather than "fools a classifier at chance", which a short run answers with painted patches.
+    cls_warmup: int = 0
+    # Start from another run's networks (its latest snapshot, or a snapshot file): fine-tuning.
+    # Optimizers, step and schedules start afresh; --resume of this run ignores it.
+    init_from: str | None = None
     lambda_gp: float = 10.0
     lambda_cls: float = 1.0  # StarGAN domain classification
     lambda_rec: float = 5.0  # StarGAN reconstruction
@@ -94,6 +101,8 @@ class TrainConfig:
             raise ValueError("2cet transfers whole faces: method image or face")
         if self.method not in ("image", "face", "parts"):
             raise ValueError(f"method must be image, face or parts, got {self.method!r}")
+        if self.cls_warmup and self.model != "stargan":
+            raise ValueError("cls_warmup trains StarGAN's domain classifier; the other models have none")
         if self.batch < 2 or self.n_critic < 1 or self.steps < 1:
             raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
 

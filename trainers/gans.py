@@ -55,6 +55,13 @@ class StarGANTrainer(GANTrainer):
         self.optimize("D", loss)
         return {"D/loss": loss.item(), "D/adv": adv.item(), "D/cls": cls.item(), "D/gp": gp.item()}
 
+    def classifier_step(self) -> dict[str, float]:
+        x, src, parts = self.batch()
+        _, logits = self.nets["D"](self.augment(x), parts=self.part_names(parts))
+        cls = L.classification_loss(logits, src)
+        self.optimize("D", cls)
+        return {"D/cls": cls.item()}
+
     def g_step(self) -> dict[str, float]:
         cfg, G, D = self.cfg, self.nets["G"], self.nets["D"]
         x, src, parts = self.batch()

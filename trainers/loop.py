@@ -101,6 +101,8 @@ class GANTrainer:
         self.step = 0
         self.losses: dict[str, float] = {}
         self._fixed = self._fixed_batch()
+        if cfg.init_from and not resume:
+            self.init_networks(cfg.init_from)
         if resume:
             snap = latest_snapshot(self.run_dir)
             if snap is None:
@@ -120,6 +122,10 @@ class GANTrainer:
 
     def g_step(self) -> dict[str, float]:
         raise NotImplementedError
+
+    def classifier_step(self) -> dict[str, float]:
+        """One update of D's domain classifier alone on real faces (models that have one)."""
+        raise NotImplementedError(f"{type(self).__name__} has no domain classifier to warm up")
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
@@ -237,6 +243,25 @@ class GANTrainer:
         self.step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.step)
 
+    def init_networks(self, source: str | os.PathLike) -> None:
+        """Networks (and G's average) from another run's snapshot; nothing else of its state."""
+        path = Path(source)
+        if path.is_dir():
+            snap = latest_snapshot(path)
+            if snap is None:
+                raise FileNotFoundError(f"{path}: init_from names a run without snapshots ({path / SNAPSHOTS})")
+            path = snap
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            for k, net in self.nets.items():
+                net.load_state_dict(state["nets"][k])
+            self.G_ema.load_state_dict(state["G_ema"])
+        except (KeyError, RuntimeError) as e:
+            raise ValueError(f"{path}: its networks do not fit this run's model, domains and sizes ({e})") from e
+        for net in self.nets.values():
+            self.dist.broadcast(net)
+        log.info("networks initialised from %s (step %d of that run)", path, int(state["step"]))
+
     def save_snapshot(self) -> Path:
         folder = self.run_dir / SNAPSHOTS
         folder.mkdir(parents=True, exist_ok=True)
@@ -303,8 +328,9 @@ class GANTrainer:
                 for net in self.nets.values():
                     if hasattr(net, "set_noise_std"):
                         net.set_noise_std(self.noise_std())
-                losses = self.d_step()
-                if (self.step + 1) % cfg.n_critic == 0:
+                warming = self.step < cfg.cls_warmup
+                losses = self.classifier_step() if warming else self.d_step()
+                if not warming and (self.step + 1) % cfg.n_critic == 0:
                     losses.update(self.g_step())
                     self.update_ema()
                 self.losses.update(losses)
