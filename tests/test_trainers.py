@@ -65,6 +65,7 @@ def test_steps_run_and_fill_the_run_directory(faces_dir, tmp_path, model, domain
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["snapshot-0000003.pt", "snapshot-0000005.pt"]
     g = load_model(run / "generator")
     assert g.domains == tuple(domains.split(","))  # 2cet: an expression named per emotional class
+    assert g.config.method == "image"  # so the pipeline crops as training did
 
 
 def test_twocet_schedules_scale_to_short_runs(faces_dir, tmp_path):

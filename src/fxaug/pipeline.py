@@ -64,7 +64,7 @@ class ExpressionPipeline:
                  blend: str = "ramp", detector=None, landmarker=None):
         self.device = resolve_device(device)
         self.model = (load_model(model) if not isinstance(model, torch.nn.Module) else model).to(self.device).eval()
-        trained = getattr(self.model.config, "method", "face" if isinstance(self.model, TwoCETGAN) else "image")
+        trained = getattr(self.model.config, "method", "image")
         self.method = method or trained
         if self.method != trained and not (isinstance(self.model, TwoCETGAN) and self.method in ("image", "face")):
             raise ValueError(f"this model was trained for the {trained!r} method, not {self.method!r}")

@@ -29,9 +29,12 @@ class TwoCETConfig:
     n_res: int = 4  # AdaIN residual blocks at the bottleneck
     max_width: int = 256
     expressions: tuple[str, ...] = ()  # named codes held in the `expression_codes` buffer
+    method: str = "face"  # what it was trained on: "image" (whole images) or "face" (aligned crops)
 
     def __post_init__(self):
         object.__setattr__(self, "expressions", tuple(E.canonical(e) for e in self.expressions))
+        if self.method not in ("image", "face"):
+            raise ValueError(f"a 2CET model transfers whole faces: method image or face, not {self.method!r}")
 
 
 @dataclass(frozen=True)
