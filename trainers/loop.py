@@ -231,17 +231,20 @@ class GANTrainer:
         differs = {k for k in current if k not in free and k in saved and saved[k] != current[k]}
         if differs:
             raise ValueError(f"{path}: snapshot options differ from this run's in {sorted(differs)}")
-        for k, net in self.nets.items():
-            net.load_state_dict(state["nets"][k])
+        self._load_networks(state)
         for k, opt in self.opts.items():
             opt.load_state_dict(state["opts"][k])
-        self.G_ema.load_state_dict(state["G_ema"])
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _load_networks(self, state: dict[str, Any]) -> None:
+        for k, net in self.nets.items():
+            net.load_state_dict(state["nets"][k])
+        self.G_ema.load_state_dict(state["G_ema"])
 
     def init_networks(self, source: str | os.PathLike) -> None:
         """Networks (and G's average) from another run's snapshot; nothing else of its state."""
@@ -253,9 +256,7 @@ class GANTrainer:
             path = snap
         state = torch.load(path, map_location="cpu", weights_only=True)
         try:
-            for k, net in self.nets.items():
-                net.load_state_dict(state["nets"][k])
-            self.G_ema.load_state_dict(state["G_ema"])
+            self._load_networks(state)
         except (KeyError, RuntimeError) as e:
             raise ValueError(f"{path}: its networks do not fit this run's model, domains and sizes ({e})") from e
         for net in self.nets.values():
