@@ -175,3 +175,22 @@ def test_twocet_codes_strength_and_references(tmp_path):
     assert torch.equal(loaded(x, "disgust"), m(x, "disgust"))
     d = TwoCETDiscriminator(image_size=32, width=8)
     assert d(x, 0).shape == (4,) and d(x, torch.tensor([0, 1, 1, 0])).shape == (4,)
+
+
+def test_residual_twocet_starts_as_identity_and_learns_a_change(tmp_path):
+    from fxaug.models import TwoCETGAN
+
+    torch.manual_seed(0)
+    m = TwoCETGAN(image_size=32, width=8, n_res=1, code_dim=8, residual=True)
+    x = _batch(n=4)
+    code = torch.rand(8) - 0.5
+    # Untrained, any code returns the input exactly: training starts from the identity.
+    assert torch.equal(m(x, code), x) and torch.equal(m(x, torch.zeros(8)), x)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    (m(x, code) - 1).abs().mean().backward()
+    opt.step()
+    y = m(x, code)
+    assert not torch.equal(y, x) and y.abs().max() <= 1 and y.mean() > x.mean()
+    m.save_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config.residual and torch.equal(loaded(x, code), y)

@@ -162,6 +162,17 @@ def test_export_reload_reproduces_outputs(faces_dir, tmp_path, residual):
         export_snapshot(tmp_path / "run", 2, tmp_path / "at-2")
 
 
+def test_twocet_residual_option_reaches_the_exported_model(faces_dir, tmp_path):
+    cfg = _cfg(faces_dir, tmp_path, model="2cet", domains="neutral,happy", steps=2, n_critic=1, residual=True)
+    trainer = make_trainer(cfg, tmp_path / "run")
+    x = trainer.data.to_model_range(torch.arange(4), "cpu")
+    trainer.train(progress=False)
+    g = load_model(tmp_path / "run" / "generator")
+    assert g.config.residual is True
+    code = torch.rand(4, cfg.code_dim) - 0.5
+    assert torch.equal(g(x, code), trainer.G_ema(x, code))
+
+
 def test_tensorboard_logs(faces_dir, tmp_path):
     cfg = _cfg(faces_dir, tmp_path, steps=2, n_critic=1, tensorboard=True)
     make_trainer(cfg, tmp_path / "run").train(progress=False)

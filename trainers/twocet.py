@@ -35,7 +35,8 @@ class TwoCETTrainer(GANTrainer):
             raise ValueError("2cet needs neutral as its first domain")
         self.emotional = list(range(1, len(self.data.domain_names)))
         self.nets["G"] = TwoCETGAN(image_size=cfg.size, channels=cfg.channels, code_dim=cfg.code_dim,
-                                   width=cfg.width, n_res=cfg.n_res, method=cfg.method)
+                                   width=cfg.width, n_res=cfg.n_res, method=cfg.method,
+                                   residual=cfg.residual)
         self.nets["D"] = TwoCETDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width)
         self.opts = {k: self.adam(v) for k, v in self.nets.items()}
 

@@ -30,6 +30,9 @@ class TwoCETConfig:
     max_width: int = 256
     expressions: tuple[str, ...] = ()  # named codes held in the `expression_codes` buffer
     method: str = "face"  # what it was trained on: "image" (whole images) or "face" (aligned crops)
+    # G outputs x + change (zero-initialised, so it starts as the identity) instead of redrawing
+    # the face: on a short schedule a direct G blurs faces and loses who they are.
+    residual: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "expressions", tuple(E.canonical(e) for e in self.expressions))
@@ -117,8 +120,13 @@ class CodeGenerator(nn.Module):
             self.up.append(AdaINBlock(dim, out, c.code_dim, up=True))
             dim = out
         self.to_image = nn.Sequential(nn.InstanceNorm2d(dim, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(dim, c.channels, 1))
+        self.residual = c.residual
+        if c.residual:
+            nn.init.zeros_(self.to_image[-1].weight)
+            nn.init.zeros_(self.to_image[-1].bias)
 
     def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        source = x
         h = self.stem(x)
         for block in self.down:
             h = block(h)
@@ -126,6 +134,8 @@ class CodeGenerator(nn.Module):
             h = block(h, code)
         for block in self.up:
             h = block(h, code)
+        if self.residual:
+            return (source + self.to_image(h)).clamp(-1, 1)
         return torch.tanh(self.to_image(h))
 
 
