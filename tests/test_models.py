@@ -194,3 +194,19 @@ def test_residual_twocet_starts_as_identity_and_learns_a_change(tmp_path):
     m.save_pretrained(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     assert loaded.config.residual and torch.equal(loaded(x, code), y)
+
+
+def test_twocet_discriminator_on_landmark_features(tmp_path):
+    from fxaug.models import TwoCETDiscriminator
+
+    torch.manual_seed(0)
+    d = TwoCETDiscriminator(image_size=32, width=8, features="landmarks")
+    x = _batch(n=3)
+    plain = d.net(x).flatten(1)
+    # The feature heads' logits add to the pixel trunk's.
+    torch.testing.assert_close(d(x, 1), (plain + d.feature_logits(x))[:, 1])
+    assert d.train().landmark_net.training is False  # frozen: always in eval mode
+    d.save_pretrained(tmp_path / "d")
+    assert torch.equal(load_model(tmp_path / "d")(x, 0), d(x, 0))
+    with pytest.raises(ValueError, match="features must be '' or 'landmarks'"):
+        TwoCETDiscriminator(image_size=32, features="vgg")

@@ -173,6 +173,27 @@ def test_twocet_residual_option_reaches_the_exported_model(faces_dir, tmp_path):
     assert torch.equal(g(x, code), trainer.G_ema(x, code))
 
 
+def test_twocet_lazy_r1_and_landmark_feature_discriminator(faces_dir, tmp_path):
+    cfg = _cfg(faces_dir, tmp_path, model="2cet", domains="neutral,happy", steps=2, n_critic=1, r1_every=2,
+               d_features="landmarks")
+    trainer = make_trainer(cfg, tmp_path / "run")
+    D = trainer.nets["D"]
+    frozen = dict(D.landmark_net.named_parameters())
+    before = {k: v.clone() for k, v in frozen.items()}
+    trainer.step = 1
+    assert trainer.d_step()["D/r1"] == 0.0  # lazy: no penalty off the k-th steps...
+    trainer.step = 2
+    assert trainer.d_step()["D/r1"] > 0.0  # ...and on them
+    trainer.g_step()
+    # The landmark net is frozen (no gradients, unchanged); the heads on it learn.
+    assert all(p.grad is None and torch.equal(p, before[k]) for k, p in frozen.items())
+    assert all(p.grad is not None for p in D.feature_heads.parameters())
+    with pytest.raises(ValueError, match="d_features is a 2cet discriminator option"):
+        _cfg(faces_dir, tmp_path, d_features="landmarks")
+    with pytest.raises(ValueError, match="r1_every >= 1"):
+        _cfg(faces_dir, tmp_path, model="2cet", domains="neutral,happy", r1_every=0)
+
+
 def test_tensorboard_logs(faces_dir, tmp_path):
     cfg = _cfg(faces_dir, tmp_path, steps=2, n_critic=1, tensorboard=True)
     make_trainer(cfg, tmp_path / "run").train(progress=False)

@@ -35,6 +35,7 @@ class TrainConfig:
     n_res: int = 6
     residual: bool = False  # G outputs input + change (starts as the identity); see ResNetGenerator
     d_width: int | None = None
+    d_features: str = ""  # 2cet: "landmarks" adds heads on frozen landmark-net features to D
     d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map
     steps: int = 200_000  # discriminator steps; G steps = steps / n_critic
     batch: int = 64
@@ -76,6 +77,7 @@ class TrainConfig:
     lambda_cyc_e: float = 1.0  # ramps lambda_cyc_e -> lambda_cyc_e_final over cyc_e_ramp_steps
     lambda_cyc_e_final: float = 1.5
     lambda_r1: float = 1.0
+    r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty every k-th D step, weighted by k
     code_ramp_steps: int = 5000
     ds_decay_steps: int = 10000
     cyc_e_ramp_steps: int = 10000
@@ -101,6 +103,10 @@ class TrainConfig:
             raise ValueError("2cet transfers whole faces: method image or face")
         if self.method not in ("image", "face", "parts"):
             raise ValueError(f"method must be image, face or parts, got {self.method!r}")
+        if self.r1_every < 1:
+            raise ValueError("r1_every >= 1 is required")
+        if self.d_features and self.model != "2cet":
+            raise ValueError("d_features is a 2cet discriminator option")
         if self.cls_warmup and self.model != "stargan":
             raise ValueError("cls_warmup trains StarGAN's domain classifier; the other models have none")
         if self.batch < 2 or self.n_critic < 1 or self.steps < 1:

@@ -37,7 +37,8 @@ class TwoCETTrainer(GANTrainer):
         self.nets["G"] = TwoCETGAN(image_size=cfg.size, channels=cfg.channels, code_dim=cfg.code_dim,
                                    width=cfg.width, n_res=cfg.n_res, method=cfg.method,
                                    residual=cfg.residual)
-        self.nets["D"] = TwoCETDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width)
+        self.nets["D"] = TwoCETDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width,
+                                               features=cfg.d_features)
         self.opts = {k: self.adam(v) for k, v in self.nets.items()}
 
     # Loss weights on their schedules (linear, scaled for short runs).
@@ -58,11 +59,13 @@ class TwoCETTrainer(GANTrainer):
     def d_step(self) -> dict[str, float]:
         G, D = self.nets["G"], self.nets["D"]
         half = self.cfg.batch // 2
-        x_n = self.batch(domain=NEUTRAL, size=half)[0].requires_grad_(True)
-        x_e = self.batch(domain=self.emotional, size=half)[0].requires_grad_(True)
+        lazy = self.cfg.r1_every
+        with_r1 = self.step % lazy == 0
+        x_n = self.batch(domain=NEUTRAL, size=half)[0].requires_grad_(with_r1)
+        x_e = self.batch(domain=self.emotional, size=half)[0].requires_grad_(with_r1)
         real_n, real_e = D(self.augment(x_n), NEUTRAL), D(self.augment(x_e), EMOTIONAL)
         loss_real = F.softplus(-real_n).mean() + F.softplus(-real_e).mean()
-        r1 = r1_penalty(real_n, x_n) + r1_penalty(real_e, x_e)
+        r1 = lazy * (r1_penalty(real_n, x_n) + r1_penalty(real_e, x_e)) if with_r1 else torch.zeros((), device=self.device)
         with torch.no_grad():
             fake_e = G.generator(x_n, self.random_code(half))
             fake_n = G.generator(x_e, self.zero_code(half))
