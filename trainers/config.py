@@ -43,9 +43,10 @@ class TrainConfig:
     beta1: float | None = None
     beta2: float = 0.99
     n_critic: int | None = None  # D steps per G step (model default)
-    # StarGAN: the first cls_warmup D steps train only D's domain classifier on real faces (G
-    # waits), so G's classification loss means "looks like the emotion" from its first update
-    # rather than "fools a classifier at chance", which a short run answers with painted patches.
+    # The first cls_warmup D steps train only D's classification on real faces (StarGAN: its
+    # domain classifier; 2CET: its neutral and emotional heads, neutral against emotional) while G
+    # waits, so G's first updates follow "looks like the emotion" rather than a D still at chance,
+    # which a short run answers with painted patches (StarGAN) or by not moving at all (2CET).
     cls_warmup: int = 0
     # Start from another run's networks (its latest snapshot, or a snapshot file): fine-tuning.
     # Optimizers, step and schedules start afresh; --resume of this run ignores it.
@@ -107,8 +108,8 @@ class TrainConfig:
             raise ValueError("r1_every >= 1 is required")
         if self.d_features and self.model != "2cet":
             raise ValueError("d_features is a 2cet discriminator option")
-        if self.cls_warmup and self.model != "stargan":
-            raise ValueError("cls_warmup trains StarGAN's domain classifier; the other models have none")
+        if self.cls_warmup and self.model == "cyclegan":
+            raise ValueError("cls_warmup trains a classifying D (stargan, 2cet); CycleGAN's has no classes")
         if self.batch < 2 or self.n_critic < 1 or self.steps < 1:
             raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
 

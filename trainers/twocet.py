@@ -56,6 +56,18 @@ class TwoCETTrainer(GANTrainer):
     def zero_code(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.cfg.code_dim, device=self.device)
 
+    def classifier_step(self) -> dict[str, float]:
+        """Warm-up (--cls-warmup): each head tells real faces of its group from real faces of the
+        other, which is D's whole task while G is still (near) the identity."""
+        D = self.nets["D"]
+        half = self.cfg.batch // 2
+        x_n = self.augment(self.batch(domain=NEUTRAL, size=half)[0])
+        x_e = self.augment(self.batch(domain=self.emotional, size=half)[0])
+        loss = (F.softplus(-D(x_n, NEUTRAL)).mean() + F.softplus(D(x_e, NEUTRAL)).mean()
+                + F.softplus(-D(x_e, EMOTIONAL)).mean() + F.softplus(D(x_n, EMOTIONAL)).mean())
+        self.optimize("D", loss)
+        return {"D/cls": loss.item()}
+
     def d_step(self) -> dict[str, float]:
         G, D = self.nets["G"], self.nets["D"]
         half = self.cfg.batch // 2
