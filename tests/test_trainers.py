@@ -80,6 +80,13 @@ def test_twocet_schedules_scale_to_short_runs(faces_dir, tmp_path):
     trainer.step = 500
     assert trainer.weights() == {"code": 1.0, "ds": 0.0, "cyc_e": 1.5}
     assert (trainer.cfg.n_critic, trainer.cfg.beta1) == (1, 0.0)  # 2CET's own defaults
+    # After a D warm-up the schedules start with G's first update, over the steps left.
+    cfg = _cfg(faces_dir, tmp_path, model="2cet", domains="neutral,happy", steps=1200, cls_warmup=200)
+    trainer = make_trainer(cfg, tmp_path / "warm")
+    trainer.step = 200
+    assert trainer.weights() == {"code": 0.0, "ds": 1.0, "cyc_e": 1.0}
+    trainer.step = 225
+    assert trainer.weights()["code"] == pytest.approx(0.5)
 
 
 def test_ema_ramps_up_then_holds(faces_dir, tmp_path):

@@ -114,8 +114,9 @@ class TrainConfig:
             raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
 
     def ramp(self, steps: int) -> float:
-        """A schedule length, scaled for runs shorter than schedule_reference_steps."""
-        return max(1.0, steps * min(1.0, self.steps / self.schedule_reference_steps))
+        """A schedule length, scaled for runs shorter than schedule_reference_steps (counting
+        only the steps after the --cls-warmup, when G trains)."""
+        return max(1.0, steps * min(1.0, (self.steps - self.cls_warmup) / self.schedule_reference_steps))
 
     @property
     def n_layers(self) -> int:

@@ -43,7 +43,8 @@ class TwoCETTrainer(GANTrainer):
 
     # Loss weights on their schedules (linear, scaled for short runs).
     def weights(self) -> dict[str, float]:
-        cfg, t = self.cfg, self.step
+        cfg = self.cfg
+        t = max(0, self.step - cfg.cls_warmup)  # the schedules start with G's first update
         code = cfg.lambda_code * min(1.0, t / cfg.ramp(cfg.code_ramp_steps))
         ds = cfg.lambda_ds * max(0.0, 1.0 - t / cfg.ramp(cfg.ds_decay_steps))
         frac = min(1.0, t / cfg.ramp(cfg.cyc_e_ramp_steps))
