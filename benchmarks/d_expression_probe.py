@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from fer import fer_faces
 from fxaug.models import TwoCETDiscriminator
+from fxaug.trainers.twocet import neutral_vs_emotional_loss
 
 EMOTIONAL = ["happy", "surprise", "sad", "anger", "disgust", "fear", "contempt"]
 SETTINGS = [("", 2e-4, 16), ("landmarks", 2e-4, 16), ("landmarks", 1e-3, 16), ("", 1e-3, 32)]
@@ -45,9 +46,7 @@ def train_d(features: str, lr: float, width: int, steps: int, seed: int) -> floa
     for _ in range(steps):
         x_n = neutral[torch.randint(len(neutral), (8,))]
         x_e = torch.stack([emotional[k][torch.randint(len(emotional[k]), (1,))][0] for k in torch.randint(7, (8,)).tolist()])
-        # the 2CET D loss while G is the identity (= the trainer's --cls-warmup step)
-        loss = (F.softplus(-D(x_n, 0)).mean() + F.softplus(D(x_e, 0)).mean()
-                + F.softplus(-D(x_e, 1)).mean() + F.softplus(D(x_n, 1)).mean())
+        loss = neutral_vs_emotional_loss(D, x_n, x_e)  # the trainer's --cls-warmup step
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -69,8 +68,8 @@ def landmark_probe(seed: int) -> float:
         with torch.no_grad():
             rgb = (x.expand(-1, 3, -1, -1) + 1) * 127.5
             rgb = F.interpolate(rgb, size=112, mode="bilinear", align_corners=False)
-            h2 = net.dense2(net.dense1(net.dense0((rgb - net.mean) / 255.0)))
-            return torch.cat([h2.mean((2, 3)), net.dense3(h2).flatten(1)], 1).numpy()
+            _, _, h2, h3 = net.features(rgb)
+            return torch.cat([h2.mean((2, 3)), h3.flatten(1)], 1).numpy()
 
     def pick(split: str, n: int):
         xs, ys = [], []

@@ -28,6 +28,12 @@ def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return 0.5 * grad.pow(2).flatten(1).sum(1).mean()
 
 
+def neutral_vs_emotional_loss(D, x_n: torch.Tensor, x_e: torch.Tensor) -> torch.Tensor:
+    """Each head of D tells real faces of its group from real faces of the other."""
+    return (F.softplus(-D(x_n, NEUTRAL)).mean() + F.softplus(D(x_e, NEUTRAL)).mean()
+            + F.softplus(-D(x_e, EMOTIONAL)).mean() + F.softplus(D(x_n, EMOTIONAL)).mean())
+
+
 class TwoCETTrainer(GANTrainer):
     def build(self) -> None:
         cfg = self.cfg
@@ -60,12 +66,10 @@ class TwoCETTrainer(GANTrainer):
     def classifier_step(self) -> dict[str, float]:
         """Warm-up (--cls-warmup): each head tells real faces of its group from real faces of the
         other, which is D's whole task while G is still (near) the identity."""
-        D = self.nets["D"]
         half = self.cfg.batch // 2
         x_n = self.augment(self.batch(domain=NEUTRAL, size=half)[0])
         x_e = self.augment(self.batch(domain=self.emotional, size=half)[0])
-        loss = (F.softplus(-D(x_n, NEUTRAL)).mean() + F.softplus(D(x_e, NEUTRAL)).mean()
-                + F.softplus(-D(x_e, EMOTIONAL)).mean() + F.softplus(D(x_n, EMOTIONAL)).mean())
+        loss = neutral_vs_emotional_loss(self.nets["D"], x_n, x_e)
         self.optimize("D", loss)
         return {"D/cls": loss.item()}
 

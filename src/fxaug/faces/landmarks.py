@@ -168,10 +168,16 @@ class LandmarkNet(nn.Module):
         self.fc = nn.Linear(256, 136)
         self.register_buffer("mean", torch.tensor(MEAN_RGB).view(1, 3, 1, 1), persistent=False)
 
+    def features(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of the four dense blocks (32, 64, 128, 256 channels; 1/2 .. 1/16 size)."""
+        out, x = [], (rgb - self.mean) / 255.0
+        for block in (self.dense0, self.dense1, self.dense2, self.dense3):
+            x = block(x)
+            out.append(x)
+        return out
+
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        x = (rgb - self.mean) / 255.0
-        x = self.dense3(self.dense2(self.dense1(self.dense0(x))))
-        x = F.avg_pool2d(x, 7, 2)  # 7x7 -> 1x1
+        x = F.avg_pool2d(self.features(rgb)[-1], 7, 2)  # 7x7 -> 1x1
         return self.fc(x.flatten(1)).view(-1, 68, 2)
 
     def load_tfjs(self, tensors: dict[str, np.ndarray]) -> "LandmarkNet":

@@ -290,10 +290,7 @@ class TwoCETDiscriminator(PretrainedModel):
         """Patch logits of the heads on the landmark net's features, averaged: (B, 2)."""
         rgb = (x.mean(1, keepdim=True) if x.shape[1] == 3 else x).expand(-1, 3, -1, -1)
         rgb = F.interpolate((rgb + 1) * 127.5, size=self.config.features_size or self.config.image_size, mode="bilinear", align_corners=False)
-        net = self.landmark_net
-        h2 = net.dense2(net.dense1(net.dense0((rgb - net.mean) / 255.0)))
-        h3 = net.dense3(h2)
-        return sum(head(h).mean((2, 3)) for head, h in zip(self.feature_heads, (h2, h3)))
+        return sum(head(h).mean((2, 3)) for head, h in zip(self.feature_heads, self.landmark_net.features(rgb)[2:]))
 
     def forward(self, x: torch.Tensor, head: torch.Tensor | int) -> torch.Tensor:
         logits = self.net(x).flatten(1)  # (B, 2)
