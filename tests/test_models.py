@@ -61,6 +61,50 @@ def test_residual_generator_starts_as_identity_and_learns_a_change(cls):
     assert not torch.equal(y, x) and y.abs().max() <= 1 and y.mean() > x.mean()
 
 
+@pytest.mark.parametrize("paint", [False, True])
+def test_warp_generator_starts_as_identity_and_moves_pixels(paint):
+    torch.manual_seed(0)
+    g = StarGANGenerator(**TINY, domains=("neutral", "happy"), warp=True, residual=paint, max_flow=0.125, flow_cells=4)
+    x = _batch()
+    # Zero flow samples every pixel at its own centre: the untrained G is the identity.
+    assert torch.allclose(g(x, "happy"), x, atol=1e-5)
+    cond = g.condition("happy", 3, "cpu")
+    out, flow, change = g.net.decompose(x, cond)
+    assert flow.shape == (3, 2, 32, 32) and (change is not None) is paint
+    # A flow of half the bound to the right (tanh = 0.5): 0.125 of 32 px = 4 px... times 0.5 = 2 px;
+    # each output pixel reads the input 2 px to its right, so the content moves 2 px left.
+    with torch.no_grad():
+        g.net.flow.bias.copy_(torch.tensor([float(torch.atanh(torch.tensor(0.5))), 0.0]))
+    out, flow, _ = g.net.decompose(x, cond)
+    assert torch.allclose(flow[:, 0], torch.full_like(flow[:, 0], 0.125 * 2 * 0.5))
+    assert torch.allclose(out[..., 4:28], x[..., 6:30], atol=1e-5)
+    # However wild the head's output, the flow stays within max_flow and smooth: bilinear
+    # upsampling from 4 cells to 32 px splits any jump between cells over 8 pixels.
+    with torch.no_grad():
+        g.net.flow.weight.normal_(0, 10.0)
+    _, flow, _ = g.net.decompose(x, cond)
+    bound = 0.125 * 2
+    assert flow.abs().max() <= bound + 1e-6 and flow.abs().max() > bound / 2
+    for step in (flow[..., 1:, :] - flow[..., :-1, :], flow[..., 1:] - flow[..., :-1]):
+        assert step.abs().max() <= 2 * bound / 8 + 1e-6
+
+
+def test_warp_generator_round_trips_and_is_refused_where_it_does_not_apply(tmp_path):
+    g = StarGANGenerator(**TINY, domains=("neutral", "happy"), warp=True, residual=True, flow_cells=8)
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = _batch()
+    g.save_pretrained(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config.warp and loaded.config.flow_cells == 8
+    assert torch.equal(loaded(x, "happy"), g(x, "happy"))
+    with pytest.raises(ValueError, match="warp needs"):
+        StarGANGenerator(**TINY, warp=True, max_flow=0)
+    with pytest.raises(ValueError, match="decompose is for warp generators"):
+        StarGANGenerator(**TINY).net.decompose(x, torch.zeros(3, 2))
+
+
 def test_select_model_covers_every_target(tmp_path, monkeypatch):
     import fxaug.models as M
 

@@ -337,3 +337,36 @@ def test_init_from_starts_a_new_run_from_another_runs_networks(faces_dir, tmp_pa
         make_trainer(_cfg(faces_dir, tmp_path, domains="neutral,happy", init_from=str(tmp_path / "parent")), tmp_path / "x")
     with pytest.raises(FileNotFoundError, match="without snapshots"):
         make_trainer(_cfg(faces_dir, tmp_path, init_from=str(tmp_path / "child")), tmp_path / "y")
+
+
+@pytest.mark.parametrize("model, domains", [("stargan", "neutral,happy,sad"), ("cyclegan", "neutral,happy")])
+def test_warp_generator_trains_with_its_paint_penalty(faces_dir, tmp_path, model, domains):
+    cfg = _cfg(faces_dir, tmp_path, model=model, domains=domains, steps=4, n_critic=2, warp=True, residual=True,
+               flow_cells=4, lambda_paint=3.0)
+    trainer = make_trainer(cfg, tmp_path / "run")
+    losses = trainer.train(progress=False)
+    # The logged total is the sum of its terms: the paint penalty is in it, with its weight.
+    weights = ({"adv": 1, "cls": cfg.lambda_cls, "rec": cfg.lambda_rec} if model == "stargan"
+               else {"adv": 1, "cyc": cfg.lambda_cyc, "id": cfg.lambda_id})
+    total = sum(w * losses[f"G/{k}"] for k, w in weights.items()) + 3.0 * losses["G/paint"]
+    assert losses["G/paint"] > 0 and losses["G/loss"] == pytest.approx(total, rel=1e-4)
+    g = load_model(tmp_path / "run" / "generator")
+    assert g.config.warp and g.config.residual and g.config.flow_cells == 4
+    with pytest.raises(ValueError, match="warp is a stargan/cyclegan"):
+        _cfg(faces_dir, tmp_path, model="2cet", warp=True)
+
+
+def test_init_nets_takes_only_the_named_networks(faces_dir, tmp_path):
+    base = dict(steps=2, n_critic=1, snapshot_every=2, domains="neutral,happy,sad")
+    parent = make_trainer(_cfg(faces_dir, tmp_path, residual=True, **base), tmp_path / "parent")
+    parent.train(progress=False)
+    # A warp G cannot take the residual G's weights, but it can start against its trained D.
+    child = make_trainer(_cfg(faces_dir, tmp_path, warp=True, init_from=str(tmp_path / "parent"), init_nets="D",
+                              **base), tmp_path / "child")
+    for k, v in parent.nets["D"].state_dict().items():
+        assert torch.equal(v, child.nets["D"].state_dict()[k]), k
+    x = child.data.to_model_range(torch.arange(4), "cpu")
+    assert torch.allclose(child.G_ema(x, "happy"), x, atol=1e-5)  # G and its average: untrained
+    with pytest.raises(ValueError, match="no networks \\['E'\\] in this model"):
+        make_trainer(_cfg(faces_dir, tmp_path, init_from=str(tmp_path / "parent"), init_nets="E", residual=True,
+                          **base), tmp_path / "x")

@@ -34,6 +34,12 @@ class TrainConfig:
     width: int | None = None  # G first-layer channels (model default)
     n_res: int = 6
     residual: bool = False  # G outputs input + change (starts as the identity); see ResNetGenerator
+    # stargan/cyclegan: G moves pixels along a smooth flow (then adds a change if --residual,
+    # penalised by lambda_paint); see ResNetGenerator
+    warp: bool = False
+    max_flow: float = 0.125  # largest displacement, as a share of the image side
+    flow_cells: int = 12  # the flow field's resolution per side (smoothness)
+    lambda_paint: float = 10.0  # weight of mean |painted change| in G's loss (warp + residual)
     d_width: int | None = None
     d_features: str = ""  # 2cet: "landmarks" adds heads on frozen landmark-net features to D
     d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map
@@ -51,6 +57,7 @@ class TrainConfig:
     # Start from another run's networks (its latest snapshot, or a snapshot file): fine-tuning.
     # Optimizers, step and schedules start afresh; --resume of this run ignores it.
     init_from: str | None = None
+    init_nets: tuple[str, ...] = ()  # which of its networks (e.g. D); default: all
     lambda_gp: float = 10.0
     lambda_cls: float = 1.0  # StarGAN domain classification
     lambda_rec: float = 5.0  # StarGAN reconstruction
@@ -106,6 +113,11 @@ class TrainConfig:
             raise ValueError(f"method must be image, face or parts, got {self.method!r}")
         if self.r1_every < 1:
             raise ValueError("r1_every >= 1 is required")
+        if self.warp and self.model == "2cet":
+            raise ValueError("warp is a stargan/cyclegan generator option")
+        if isinstance(self.init_nets, str):
+            self.init_nets = tuple(n for n in self.init_nets.split(",") if n)
+        self.init_nets = tuple(self.init_nets)
         if self.d_features and self.model != "2cet":
             raise ValueError("d_features is a 2cet discriminator option")
         if self.cls_warmup and self.model == "cyclegan":

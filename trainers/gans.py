@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from fxaug.models import CycleGANGenerators, PatchDiscriminator, StarGANGenerator
+from fxaug.models.gan import ResNetGenerator
 
 from . import losses as L
 from .loop import GANTrainer
@@ -13,8 +14,17 @@ from .loop import GANTrainer
 def _generator_kwargs(cfg, data) -> dict:
     return dict(
         image_size=cfg.size, channels=cfg.channels, width=cfg.width, n_res=cfg.n_res, residual=cfg.residual,
-        domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
+        warp=cfg.warp, max_flow=cfg.max_flow, flow_cells=cfg.flow_cells, domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
     )
+
+
+def _translate(net: ResNetGenerator, x: torch.Tensor, cond) -> tuple[torch.Tensor, torch.Tensor]:
+    """G's output and the mean |painted change| (0 unless G warps and paints): penalising the
+    paint, not the warp, makes moving pixels the cheap way to an expression."""
+    if net.warp and net.change is not None:
+        out, _, change = net.decompose(x, cond)
+        return out, change.abs().mean()
+    return net(x, cond), x.new_zeros(())
 
 
 def _discriminator(cfg, data, n_classes: int) -> PatchDiscriminator:
@@ -67,14 +77,19 @@ class StarGANTrainer(GANTrainer):
         x, src, parts = self.batch()
         names = self.part_names(parts)
         trg = self._targets(src)
-        fake = G(x, trg, parts=names)
+        fake, paint = _translate(G.net, x, G.condition(trg, len(x), x.device, names))
         fake_score, fake_logits = D(self.augment(fake), parts=names)
         adv = L.generator_adversarial_loss(fake_score)
         cls = L.classification_loss(fake_logits, trg)
-        rec = L.l1(G(fake, src, parts=names), x)
-        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec
+        back, paint_back = _translate(G.net, fake, G.condition(src, len(x), x.device, names))
+        rec = L.l1(back, x)
+        paint = (paint + paint_back) / 2
+        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec + cfg.lambda_paint * paint
         self.optimize("G", loss)
-        return {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
+        out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
+        if cfg.warp and cfg.residual:
+            out["G/paint"] = paint.item()
+        return out
 
 
 class CycleGANTrainer(GANTrainer):
@@ -116,11 +131,15 @@ class CycleGANTrainer(GANTrainer):
         cfg, G = self.cfg, self.nets["G"]
         xa, pa, xb, pb = self._pair()
         ca, cb = G.part_condition(pa, len(xa), xa.device), G.part_condition(pb, len(xb), xb.device)
-        fake_b, fake_a = G.a_to_b(xa, ca), G.b_to_a(xb, cb)
+        (fake_b, paint_b), (fake_a, paint_a) = _translate(G.a_to_b, xa, ca), _translate(G.b_to_a, xb, cb)
         adv = L.generator_adversarial_loss(self.nets["D_b"](self.augment(fake_b), parts=pa)[0])
         adv = adv + L.generator_adversarial_loss(self.nets["D_a"](self.augment(fake_a), parts=pb)[0])
         cyc = L.l1(G.b_to_a(fake_b, ca), xa) + L.l1(G.a_to_b(fake_a, cb), xb)
         idt = L.l1(G.a_to_b(xb, cb), xb) + L.l1(G.b_to_a(xa, ca), xa)
-        loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt
+        paint = (paint_a + paint_b) / 2
+        loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt + cfg.lambda_paint * paint
         self.optimize("G", loss)
-        return {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
+        out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
+        if cfg.warp and cfg.residual:
+            out["G/paint"] = paint.item()
+        return out

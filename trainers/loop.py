@@ -102,7 +102,7 @@ class GANTrainer:
         self.losses: dict[str, float] = {}
         self._fixed = self._fixed_batch()
         if cfg.init_from and not resume:
-            self.init_networks(cfg.init_from)
+            self.init_networks(cfg.init_from, cfg.init_nets)
         if resume:
             snap = latest_snapshot(self.run_dir)
             if snap is None:
@@ -241,13 +241,19 @@ class GANTrainer:
         self.step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.step)
 
-    def _load_networks(self, state: dict[str, Any]) -> None:
-        for k, net in self.nets.items():
-            net.load_state_dict(state["nets"][k])
-        self.G_ema.load_state_dict(state["G_ema"])
+    def _load_networks(self, state: dict[str, Any], names=()) -> None:
+        names = tuple(names) or tuple(self.nets)
+        unknown = set(names) - set(self.nets)
+        if unknown:
+            raise ValueError(f"no networks {sorted(unknown)} in this model; it has {', '.join(self.nets)}")
+        for k in names:
+            self.nets[k].load_state_dict(state["nets"][k])
+        if "G" in names:
+            self.G_ema.load_state_dict(state["G_ema"])
 
-    def init_networks(self, source: str | os.PathLike) -> None:
-        """Networks (and G's average) from another run's snapshot; nothing else of its state."""
+    def init_networks(self, source: str | os.PathLike, names=()) -> None:
+        """Networks (and G's average) from another run's snapshot, all or those in `names` (e.g.
+        a trained D for a new kind of G); nothing else of its state."""
         path = Path(source)
         if path.is_dir():
             snap = latest_snapshot(path)
@@ -256,7 +262,7 @@ class GANTrainer:
             path = snap
         state = torch.load(path, map_location="cpu", weights_only=True)
         try:
-            self._load_networks(state)
+            self._load_networks(state, names)
         except (KeyError, RuntimeError) as e:
             raise ValueError(f"{path}: its networks do not fit this run's model, domains and sizes ({e})") from e
         for net in self.nets.values():

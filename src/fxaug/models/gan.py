@@ -37,7 +37,9 @@ class GeneratorConfig:
     one-hot order (StarGAN) or (source, target) (CycleGAN); method: image | face | parts;
     parts: the part names conditioned on (parts method only); residual: G predicts a change
     added to its input (clamped to [-1, 1], last conv zero-initialised so an untrained G is the
-    identity) instead of the whole image."""
+    identity) instead of the whole image; warp: G moves its input's pixels by a smooth flow
+    field (at most max_flow of the image side, flow_cells per side) before any change is
+    added; with residual=False it only moves pixels."""
 
     image_size: int = 64
     channels: int = 1
@@ -48,9 +50,15 @@ class GeneratorConfig:
     method: str = "image"
     parts: tuple[str, ...] = ()
     residual: bool = False
+    warp: bool = False
+    max_flow: float = 0.125
+    flow_cells: int = 12
 
     def __post_init__(self):
         object.__setattr__(self, "domains", tuple(E.canonical(d) for d in self.domains))
+        if self.warp and not (0 < self.max_flow <= 1 and 1 <= self.flow_cells <= self.image_size):
+            raise ValueError(f"warp needs 0 < max_flow <= 1 and 1 <= flow_cells <= image_size, got "
+                             f"max_flow={self.max_flow}, flow_cells={self.flow_cells}")
         object.__setattr__(self, "parts", _as_tuple(self.parts))
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
@@ -109,9 +117,18 @@ class ResNetGenerator(nn.Module):
 
     residual=True ends in conv7 -> x + change, clamped: the network starts as the identity and
     only has to learn what an expression changes. A direct G must first learn to redraw the
-    whole face, which on a short (CPU) schedule leaves it blurred and the identity lost."""
+    whole face, which on a short (CPU) schedule leaves it blurred and the identity lost.
 
-    def __init__(self, channels: int, cond_dim: int, width: int, n_down: int, n_res: int, residual: bool = False):
+    warp=True adds a conv7 flow head: the input is resampled along a displacement field that is
+    averaged to flow_cells x flow_cells and bilinearly upsampled (so it is smooth: it bends a
+    mouth, it cannot scribble) and bounded by max_flow (tanh). Expressions are mostly geometry:
+    mouth corners up or down, brows raised, eyes narrowed. A residual G on a short schedule
+    instead paints bright or dark patches that fool a classifier; moving pixels cannot paint.
+    Both heads start at zero, so an untrained warp G is the identity too. `decompose` returns
+    the parts for the trainer's penalty on the painted change."""
+
+    def __init__(self, channels: int, cond_dim: int, width: int, n_down: int, n_res: int, residual: bool = False,
+                 warp: bool = False, max_flow: float = 0.125, flow_cells: int = 12):
         super().__init__()
         layers: list[nn.Module] = [
             nn.Conv2d(channels + cond_dim, width, 7, 1, 3, bias=False),
@@ -131,28 +148,66 @@ class ResNetGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             dim //= 2
-        last = nn.Conv2d(dim, channels, 7, 1, 3)
-        if residual:
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
-            layers.append(last)
+        self.residual, self.warp = residual, warp
+        self.max_flow, self.flow_cells = max_flow, flow_cells
+        if warp:
+            self.trunk = nn.Sequential(*layers)
+            self.flow = _zero_conv(dim, 2)
+            self.change = _zero_conv(dim, channels) if residual else None
         else:
-            layers += [last, nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+            last = nn.Conv2d(dim, channels, 7, 1, 3)
+            if residual:
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+                layers.append(last)
+            else:
+                layers += [last, nn.Tanh()]
+            self.net = nn.Sequential(*layers)
         self.cond_dim = cond_dim
-        self.residual = residual
+
+    def _with_condition(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        if not self.cond_dim:
+            return x
+        if cond is None or cond.shape != (x.shape[0], self.cond_dim):
+            raise ValueError(f"expected conditioning of shape ({x.shape[0]}, {self.cond_dim}), got "
+                             f"{None if cond is None else tuple(cond.shape)}")
+        planes = cond[:, :, None, None].to(x.dtype).expand(-1, -1, x.shape[2], x.shape[3])
+        return torch.cat([x, planes], dim=1)
+
+    def decompose(self, x: torch.Tensor, cond: torch.Tensor | None = None):
+        """Warp model: (output, flow (B, 2, S, S) in grid units, painted change or None)."""
+        if not self.warp:
+            raise ValueError("decompose is for warp generators")
+        h = self.trunk(self._with_condition(x, cond))
+        side = x.shape[-1]
+        flow = self.max_flow * 2 * torch.tanh(self.flow(h))  # grid coordinates span 2 per side
+        flow = F.interpolate(F.adaptive_avg_pool2d(flow, self.flow_cells), size=x.shape[-2:],
+                             mode="bilinear", align_corners=False)
+        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / side, 1 - 1 / side, x.shape[-2], device=x.device, dtype=x.dtype),
+                                torch.linspace(-1 + 1 / side, 1 - 1 / side, side, device=x.device, dtype=x.dtype),
+                                indexing="ij")
+        grid = torch.stack([xs, ys], -1)[None] + flow.permute(0, 2, 3, 1)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        change = self.change(h) if self.change is not None else None
+        if change is not None:
+            out = (out + change).clamp(-1, 1)
+        return out, flow, change
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.warp:
+            return self.decompose(x, cond)[0]
         source = x
-        if self.cond_dim:
-            if cond is None or cond.shape != (x.shape[0], self.cond_dim):
-                raise ValueError(f"expected conditioning of shape ({x.shape[0]}, {self.cond_dim}), got "
-                                 f"{None if cond is None else tuple(cond.shape)}")
-            planes = cond[:, :, None, None].to(x.dtype).expand(-1, -1, x.shape[2], x.shape[3])
-            x = torch.cat([x, planes], dim=1)
+        x = self._with_condition(x, cond)
         if self.residual:
             return (source + self.net(x)).clamp(-1, 1)
         return self.net(x)
+
+
+def _zero_conv(dim: int, out: int) -> nn.Conv2d:
+    conv = nn.Conv2d(dim, out, 7, 1, 3)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
 
 
 class InstanceNoise(nn.Module):
@@ -204,7 +259,8 @@ class StarGANGenerator(PretrainedModel):
     def __init__(self, config: GeneratorConfig | dict | None = None, **overrides):
         super().__init__(config, **overrides)
         c = self.config
-        self.net = ResNetGenerator(c.channels, len(c.domains) + len(c.parts), c.width, c.n_down, c.n_res, c.residual)
+        self.net = ResNetGenerator(c.channels, len(c.domains) + len(c.parts), c.width, c.n_down, c.n_res, c.residual,
+                                   c.warp, c.max_flow, c.flow_cells)
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -238,8 +294,10 @@ class CycleGANGenerators(PretrainedModel):
         c = self.config
         if len(c.domains) != 2:
             raise ValueError(f"CycleGAN translates between exactly two domains, got {c.domains}")
-        self.a_to_b = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual)
-        self.b_to_a = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual)
+        self.a_to_b = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual,
+                                   c.warp, c.max_flow, c.flow_cells)
+        self.b_to_a = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual,
+                                   c.warp, c.max_flow, c.flow_cells)
 
     @property
     def domains(self) -> tuple[str, ...]:
