@@ -101,3 +101,35 @@ def test_evaluate_library_call_scores_the_baseline_like_a_direct_computation(fol
         evaluate(tiny_parts_model, folders, "neutral:fear", n=2, metrics=["accuracy"], device="cpu")
     with pytest.raises(ValueError, match="no 'fear' faces|has no"):
         evaluate(tiny_parts_model, folders, "fear:happy", n=2, metrics=["accuracy"], device="cpu")
+
+
+def test_paper_tables_score_each_model_once_and_list_what_is_missing(folders, tiny_parts_model, tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "paper_tables.py"
+    spec_ = importlib.util.spec_from_file_location("paper_tables", path)
+    tables = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(tables)
+    spec = {"rows": [
+        {"gan": "StarGAN", "method": "parts", "model": str(tiny_parts_model), "pairs": ["neutral:happy", "happy:sad"]},
+        {"gan": "CycleGAN", "method": "face", "model": str(tmp_path / "absent"), "pairs": ["happy:sad"],
+         "train": "fxaug train cyclegan --method face --domains happy,sad"},
+    ]}
+    kw = dict(data=str(folders), split="PublicTest", n=5, metrics="accuracy,identity", device="cpu")
+    result = tables.build_tables(spec, tmp_path / "cache", **kw)
+    assert list(result["tables"]) == ["neutral:happy", "happy:sad"]
+    direct = evaluate(tiny_parts_model, folders, "happy:sad", methods="parts", n=5, metrics="accuracy,identity",
+                      device="cpu", splits="PublicTest")
+    sad = result["tables"]["happy:sad"]
+    assert sad["baseline"]["accuracy"] == direct["rows"][0]["accuracy"]
+    assert sad["rows"][0]["scores"]["accuracy"] == direct["rows"][1]["accuracy"]
+    assert sad["rows"][0]["paper"] is None and "scores" not in sad["rows"][1]
+    assert result["tables"]["neutral:happy"]["rows"][0]["paper"] == {"fid": 17.37, "accuracy": 0.97}
+    markdown = tables.tables_markdown(result)
+    assert "### Table 1: neutral -> happy" in markdown and "| untouched sources | none | 5 |" in markdown
+    assert "| CycleGAN | face | – | not trained |" in markdown
+    assert "    fxaug train cyclegan --method face --domains happy,sad" in markdown
+    # A second build reads every score from the cache: nothing is evaluated again.
+    monkeypatch.setattr(tables, "evaluate", lambda *a, **k: pytest.fail("scored twice"))
+    assert tables.build_tables(spec, tmp_path / "cache", **kw)["tables"] == result["tables"]
