@@ -342,14 +342,14 @@ def test_init_from_starts_a_new_run_from_another_runs_networks(faces_dir, tmp_pa
 @pytest.mark.parametrize("model, domains", [("stargan", "neutral,happy,sad"), ("cyclegan", "neutral,happy")])
 def test_warp_generator_trains_with_its_paint_penalty(faces_dir, tmp_path, model, domains):
     cfg = _cfg(faces_dir, tmp_path, model=model, domains=domains, steps=4, n_critic=2, warp=True, residual=True,
-               flow_cells=4, lambda_paint=3.0)
+               flow_cells=4, lambda_paint=3.0, lambda_flow=7.0)
     trainer = make_trainer(cfg, tmp_path / "run")
     losses = trainer.train(progress=False)
     # The logged total is the sum of its terms: the paint penalty is in it, with its weight.
     weights = ({"adv": 1, "cls": cfg.lambda_cls, "rec": cfg.lambda_rec} if model == "stargan"
                else {"adv": 1, "cyc": cfg.lambda_cyc, "id": cfg.lambda_id})
-    total = sum(w * losses[f"G/{k}"] for k, w in weights.items()) + 3.0 * losses["G/paint"]
-    assert losses["G/paint"] > 0 and losses["G/loss"] == pytest.approx(total, rel=1e-4)
+    total = sum(w * losses[f"G/{k}"] for k, w in weights.items()) + 3.0 * losses["G/paint"] + 7.0 * losses["G/flow"]
+    assert losses["G/paint"] > 0 and losses["G/flow"] > 0 and losses["G/loss"] == pytest.approx(total, rel=1e-4)
     g = load_model(tmp_path / "run" / "generator")
     assert g.config.warp and g.config.residual and g.config.flow_cells == 4
     with pytest.raises(ValueError, match="warp is a stargan/cyclegan"):

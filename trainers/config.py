@@ -40,6 +40,7 @@ class TrainConfig:
     max_flow: float = 0.125  # largest displacement, as a share of the image side
     flow_cells: int = 12  # the flow field's resolution per side (smoothness)
     lambda_paint: float = 10.0  # weight of mean |painted change| in G's loss (warp + residual)
+    lambda_flow: float = 0.0  # weight of the mean displacement (share of the image side) in G's loss
     d_width: int | None = None
     d_features: str = ""  # 2cet: "landmarks" adds heads on frozen landmark-net features to D
     d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map

@@ -18,13 +18,16 @@ def _generator_kwargs(cfg, data) -> dict:
     )
 
 
-def _translate(net: ResNetGenerator, x: torch.Tensor, cond) -> tuple[torch.Tensor, torch.Tensor]:
-    """G's output and the mean |painted change| (0 unless G warps and paints): penalising the
-    paint, not the warp, makes moving pixels the cheap way to an expression."""
-    if net.warp and net.change is not None:
-        out, _, change = net.decompose(x, cond)
-        return out, change.abs().mean()
-    return net(x, cond), x.new_zeros(())
+def _translate(net: ResNetGenerator, x: torch.Tensor, cond) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """G's output, its mean |painted change| and its mean displacement as a share of the image
+    side (both 0 unless G warps). Weighting the paint above the warp makes moving pixels the
+    cheap way to an expression; weighting the warp keeps the moves to what the expression needs
+    (a weak critic does not stop a warp G from bending whole faces)."""
+    if not net.warp:
+        zero = x.new_zeros(())
+        return net(x, cond), zero, zero
+    out, flow, change = net.decompose(x, cond)
+    return out, (change.abs().mean() if change is not None else x.new_zeros(())), flow.abs().mean() / 2
 
 
 def _discriminator(cfg, data, n_classes: int) -> PatchDiscriminator:
@@ -34,7 +37,15 @@ def _discriminator(cfg, data, n_classes: int) -> PatchDiscriminator:
     )
 
 
-class StarGANTrainer(GANTrainer):
+class _WarpLogging:
+    def _warp_terms(self, paint: torch.Tensor, move: torch.Tensor) -> dict[str, float]:
+        """The warp G's penalty terms for the log (none for other generators)."""
+        if not self.cfg.warp:
+            return {}
+        return {"G/flow": move.item(), **({"G/paint": paint.item()} if self.cfg.residual else {})}
+
+
+class StarGANTrainer(_WarpLogging, GANTrainer):
     """One conditional G over all domains; D scores realism per patch and classifies the domain."""
 
     def build(self) -> None:
@@ -77,22 +88,20 @@ class StarGANTrainer(GANTrainer):
         x, src, parts = self.batch()
         names = self.part_names(parts)
         trg = self._targets(src)
-        fake, paint = _translate(G.net, x, G.condition(trg, len(x), x.device, names))
+        fake, paint, move = _translate(G.net, x, G.condition(trg, len(x), x.device, names))
         fake_score, fake_logits = D(self.augment(fake), parts=names)
         adv = L.generator_adversarial_loss(fake_score)
         cls = L.classification_loss(fake_logits, trg)
-        back, paint_back = _translate(G.net, fake, G.condition(src, len(x), x.device, names))
+        back, paint_back, move_back = _translate(G.net, fake, G.condition(src, len(x), x.device, names))
         rec = L.l1(back, x)
-        paint = (paint + paint_back) / 2
-        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec + cfg.lambda_paint * paint
+        paint, move = (paint + paint_back) / 2, (move + move_back) / 2
+        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
         out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
-        if cfg.warp and cfg.residual:
-            out["G/paint"] = paint.item()
-        return out
+        return out | self._warp_terms(paint, move)
 
 
-class CycleGANTrainer(GANTrainer):
+class CycleGANTrainer(_WarpLogging, GANTrainer):
     """G: a -> b and F: b -> a, a critic per domain; cycle and identity losses."""
 
     def build(self) -> None:
@@ -131,15 +140,13 @@ class CycleGANTrainer(GANTrainer):
         cfg, G = self.cfg, self.nets["G"]
         xa, pa, xb, pb = self._pair()
         ca, cb = G.part_condition(pa, len(xa), xa.device), G.part_condition(pb, len(xb), xb.device)
-        (fake_b, paint_b), (fake_a, paint_a) = _translate(G.a_to_b, xa, ca), _translate(G.b_to_a, xb, cb)
+        (fake_b, paint_b, move_b), (fake_a, paint_a, move_a) = _translate(G.a_to_b, xa, ca), _translate(G.b_to_a, xb, cb)
         adv = L.generator_adversarial_loss(self.nets["D_b"](self.augment(fake_b), parts=pa)[0])
         adv = adv + L.generator_adversarial_loss(self.nets["D_a"](self.augment(fake_a), parts=pb)[0])
         cyc = L.l1(G.b_to_a(fake_b, ca), xa) + L.l1(G.a_to_b(fake_a, cb), xb)
         idt = L.l1(G.a_to_b(xb, cb), xb) + L.l1(G.b_to_a(xa, ca), xa)
-        paint = (paint_a + paint_b) / 2
-        loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt + cfg.lambda_paint * paint
+        paint, move = (paint_a + paint_b) / 2, (move_a + move_b) / 2
+        loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
         out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
-        if cfg.warp and cfg.residual:
-            out["G/paint"] = paint.item()
-        return out
+        return out | self._warp_terms(paint, move)
