@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from fxaug.io import write_text
-from fxaug.metrics import evaluate
+from fxaug.metrics import MetricContext, evaluate
 from fxaug.models import list_models
 
 TABLES = {"neutral:happy": "Table 1: neutral -> happy", "happy:sad": "Table 2: happy -> sad"}
@@ -68,6 +68,7 @@ def _scored(cache: Path, key: str, compute) -> dict:
 
 def build_tables(spec: dict, cache: Path, *, data: str, split: str, n: int, metrics: str, device: str) -> dict:
     protocol = dict(data=data, split=split, n=n, metrics=metrics)
+    context = MetricContext(device=device)  # one for all models: each pair's reference is embedded once
     tables = {}
     for pair, title in TABLES.items():
         entries = [r for r in spec["rows"] if pair in r.get("pairs", [])]
@@ -85,7 +86,7 @@ def build_tables(spec: dict, cache: Path, *, data: str, split: str, n: int, metr
                 key = _key(protocol, pair, r["method"], _model_id(r["model"]), baseline is None)
                 result = _scored(cache, key, lambda r=r: evaluate(
                     r["model"], data, pair, methods=r["method"], n=n, metrics=metrics, baseline=baseline is None,
-                    device=device, splits=split))
+                    device=device, context=context, splits=split))
                 for res in result["rows"]:
                     if res["method"] == "none":
                         baseline = res

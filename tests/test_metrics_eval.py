@@ -133,3 +133,22 @@ def test_paper_tables_score_each_model_once_and_list_what_is_missing(folders, ti
     # A second build reads every score from the cache: nothing is evaluated again.
     monkeypatch.setattr(tables, "evaluate", lambda *a, **k: pytest.fail("scored twice"))
     assert tables.build_tables(spec, tmp_path / "cache", **kw)["tables"] == result["tables"]
+
+
+def test_a_context_embeds_each_face_set_once(fer):
+    """FID and KID of one output set share one feature pass, and a reference set is embedded once
+    for every output set (and every `evaluate` call) scored against it."""
+    ctx = MetricContext()
+    calls = []
+    embed = ctx.features
+    ctx.features = lambda space, images, description="": calls.append(description) or embed(space, images, description)
+    happy = fer.images[np.flatnonzero(fer.majority == E.index("happy"))[:12]]
+    neutral = fer.images[np.flatnonzero(fer.majority == E.index("neutral"))[:24]]
+    first = TransferSet("happy", neutral[:12], list(neutral[:12]), happy, "12 happy", "first outputs")
+    second = TransferSet("happy", neutral[12:], list(neutral[12:]), happy, "12 happy", "second outputs")
+    a = compute_metrics(["judge_fid", "judge_kid"], first, ctx)
+    b = compute_metrics(["judge_fid", "judge_kid"], second, ctx)
+    assert calls == ["12 happy", "first outputs", "second outputs"]
+    fresh = compute_metrics(["judge_fid"], second, MetricContext(judge=ctx.get_judge()))
+    assert b["judge_fid"]["value"] == pytest.approx(fresh["judge_fid"]["value"])
+    assert a["judge_fid"]["value"] != pytest.approx(b["judge_fid"]["value"])

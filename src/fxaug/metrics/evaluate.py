@@ -125,13 +125,15 @@ def evaluate(
     seed: int = 0,
     format: str = "auto",
     inception_path: str | None = None,
+    context: MetricContext | None = None,
     **reader_kwargs,
 ) -> dict[str, Any]:
     """Score `model` on every pair x method; returns {"rows": [...], "protocol": {...}, ...}.
 
     model: a name, checkpoint path or loaded generator. data: any dataset fxaug reads (reader
     kwargs such as splits="PublicTest" go to `open_dataset`). methods: default the model's own.
-    n: sources per pair (None: all); n_reference: real target faces for FID/KID (default n)."""
+    n: sources per pair (None: all); n_reference: real target faces for FID/KID (default n).
+    context: a MetricContext to reuse across calls (its networks and reference features)."""
     from ..data import open_dataset
     from ..pipeline import ExpressionPipeline, resolve_device
 
@@ -142,7 +144,7 @@ def evaluate(
     device = str(resolve_device(device))
     reader = open_dataset(data, format=format, **reader_kwargs)
     sampler = FaceSampler(reader, seed)
-    ctx = MetricContext(device=device, batch_size=batch_size, inception_path=inception_path)
+    ctx = context or MetricContext(device=device, batch_size=batch_size, inception_path=inception_path)
 
     method_list = [methods] if isinstance(methods, str) and "," not in methods else (
         [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods or [None]))

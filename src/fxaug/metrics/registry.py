@@ -46,7 +46,9 @@ class TransferSet:
 class MetricContext:
     """Device, batch size and the metric networks, loaded on first use and kept. Reference
     features are cached by (feature space, reference description), so a target's real faces are
-    embedded once however many methods and source classes are compared with them."""
+    embedded once however many methods, source classes and models (one context passed to several
+    `evaluate` calls) are compared with them; a set of outputs' features are kept per feature
+    space while the same set is scored (FID and KID share one TF-Inception pass)."""
 
     device: str | torch.device = "cpu"
     batch_size: int = 64
@@ -55,6 +57,7 @@ class MetricContext:
     _identity: Any = field(default=None, repr=False)
     _feature_modules: dict = field(default_factory=dict, repr=False)
     _reference_features: dict = field(default_factory=dict, repr=False)
+    _output_features: dict = field(default_factory=dict, repr=False)
 
     def get_judge(self):
         if self.judge is None:
@@ -91,6 +94,12 @@ class MetricContext:
         if key not in self._reference_features:
             self._reference_features[key] = self.features(space, s.reference, s.reference_description)
         return self._reference_features[key]
+
+    def output_features(self, space: str, s: TransferSet):
+        held = self._output_features.get(space)
+        if held is None or held[0] is not s.outputs:  # the set itself is held, so `is` is safe
+            held = self._output_features[space] = (s.outputs, self.features(space, s.outputs, s.outputs_description))
+        return held[1]
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,7 @@ def _distance(kind: str, space: str):
         from .fid import fid, kid
 
         reference = ctx.reference_features(space, s)
-        outputs = ctx.features(space, s.outputs, s.outputs_description)
+        outputs = ctx.output_features(space, s)
         return (fid if kind == "fid" else kid)(reference, outputs)
 
     return compute
