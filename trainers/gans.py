@@ -14,7 +14,8 @@ from .loop import GANTrainer
 def _generator_kwargs(cfg, data) -> dict:
     return dict(
         image_size=cfg.size, channels=cfg.channels, width=cfg.width, n_res=cfg.n_res, residual=cfg.residual,
-        warp=cfg.warp, max_flow=cfg.max_flow, flow_cells=cfg.flow_cells, domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
+        warp=cfg.warp, max_flow=cfg.max_flow, flow_cells=cfg.flow_cells,
+        domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
     )
 
 
@@ -37,15 +38,14 @@ def _discriminator(cfg, data, n_classes: int) -> PatchDiscriminator:
     )
 
 
-class _WarpLogging:
-    def _warp_terms(self, paint: torch.Tensor, move: torch.Tensor) -> dict[str, float]:
-        """The warp G's penalty terms for the log (none for other generators)."""
-        if not self.cfg.warp:
-            return {}
-        return {"G/flow": move.item(), **({"G/paint": paint.item()} if self.cfg.residual else {})}
+def _warp_terms(cfg, paint: torch.Tensor, move: torch.Tensor) -> dict[str, float]:
+    """The warp G's penalty terms for the log (none for other generators)."""
+    if not cfg.warp:
+        return {}
+    return {"G/flow": move.item(), **({"G/paint": paint.item()} if cfg.residual else {})}
 
 
-class StarGANTrainer(_WarpLogging, GANTrainer):
+class StarGANTrainer(GANTrainer):
     """One conditional G over all domains; D scores realism per patch and classifies the domain."""
 
     def build(self) -> None:
@@ -98,10 +98,10 @@ class StarGANTrainer(_WarpLogging, GANTrainer):
         loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
         out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
-        return out | self._warp_terms(paint, move)
+        return out | _warp_terms(cfg, paint, move)
 
 
-class CycleGANTrainer(_WarpLogging, GANTrainer):
+class CycleGANTrainer(GANTrainer):
     """G: a -> b and F: b -> a, a critic per domain; cycle and identity losses."""
 
     def build(self) -> None:
@@ -140,7 +140,8 @@ class CycleGANTrainer(_WarpLogging, GANTrainer):
         cfg, G = self.cfg, self.nets["G"]
         xa, pa, xb, pb = self._pair()
         ca, cb = G.part_condition(pa, len(xa), xa.device), G.part_condition(pb, len(xb), xb.device)
-        (fake_b, paint_b, move_b), (fake_a, paint_a, move_a) = _translate(G.a_to_b, xa, ca), _translate(G.b_to_a, xb, cb)
+        fake_b, paint_b, move_b = _translate(G.a_to_b, xa, ca)
+        fake_a, paint_a, move_a = _translate(G.b_to_a, xb, cb)
         adv = L.generator_adversarial_loss(self.nets["D_b"](self.augment(fake_b), parts=pa)[0])
         adv = adv + L.generator_adversarial_loss(self.nets["D_a"](self.augment(fake_a), parts=pb)[0])
         cyc = L.l1(G.b_to_a(fake_b, ca), xa) + L.l1(G.a_to_b(fake_a, cb), xb)
@@ -149,4 +150,4 @@ class CycleGANTrainer(_WarpLogging, GANTrainer):
         loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
         out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
-        return out | self._warp_terms(paint, move)
+        return out | _warp_terms(cfg, paint, move)

@@ -179,14 +179,12 @@ class ResNetGenerator(nn.Module):
         if not self.warp:
             raise ValueError("decompose is for warp generators")
         h = self.trunk(self._with_condition(x, cond))
-        side = x.shape[-1]
         flow = self.max_flow * 2 * torch.tanh(self.flow(h))  # grid coordinates span 2 per side
         flow = F.interpolate(F.adaptive_avg_pool2d(flow, self.flow_cells), size=x.shape[-2:],
                              mode="bilinear", align_corners=False)
-        ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / side, 1 - 1 / side, x.shape[-2], device=x.device, dtype=x.dtype),
-                                torch.linspace(-1 + 1 / side, 1 - 1 / side, side, device=x.device, dtype=x.dtype),
-                                indexing="ij")
-        grid = torch.stack([xs, ys], -1)[None] + flow.permute(0, 2, 3, 1)
+        # Pixel centres in grid_sample's coordinates (align_corners=False): zero flow = identity.
+        ys, xs = (torch.linspace(-1 + 1 / n, 1 - 1 / n, n, device=x.device, dtype=x.dtype) for n in x.shape[-2:])
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None] + flow.permute(0, 2, 3, 1)
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         change = self.change(h) if self.change is not None else None
         if change is not None:
