@@ -26,21 +26,13 @@ from pathlib import Path
 
 from fxaug.io import write_text
 from fxaug.metrics import MetricContext, evaluate
+from fxaug.metrics.evaluate import COLUMNS, format_cell
 from fxaug.models import list_models
 
 TABLES = {"neutral:happy": "Table 1: neutral -> happy", "happy:sad": "Table 2: happy -> sad"}
 # The figures the paper reports (AffectNet, 64 px, neutral -> happy); nothing else is quoted.
 PAPER = {("neutral:happy", "StarGAN", "parts"): {"fid": 17.37, "accuracy": 0.97},
          ("neutral:happy", "StarGAN", "image"): {"fid": 21.67, "accuracy": 0.68}}
-COLUMNS = [("accuracy", "accuracy", "{:.3f}"), ("fid", "FID", "{:.2f}"), ("kid", "KID ×10³", "x1000"),
-           ("judge_fid", "judge-FID†", "{:.2f}"), ("identity_mean", "identity dist.", "{:.3f}"),
-           ("identity_share_below", "same person", "{:.3f}")]
-
-
-def _cell(value, fmt: str) -> str:
-    if value is None:
-        return "–"
-    return f"{value * 1000:.2f}" if fmt == "x1000" else fmt.format(value)
 
 
 def _key(*parts) -> str:
@@ -111,7 +103,7 @@ def tables_markdown(result: dict) -> str:
         base = table["baseline"]
         if base:
             out.append("| untouched sources | none | " + str(base["n_scored"]) + " | "
-                       + " | ".join(_cell(base.get(k), f) for k, _, f in columns) + " | | |")
+                       + " | ".join(format_cell(base.get(k), f) for k, _, f in columns) + " | | |")
         for r in table["rows"]:
             paper = f"{r['paper']['accuracy']:.2f} / {r['paper']['fid']:.2f}" if r["paper"] else ""
             s = r.get("scores")
@@ -119,7 +111,7 @@ def tables_markdown(result: dict) -> str:
                 cells = ["not trained"] + [""] * (len(columns) - 1)
                 n = "–"
             else:
-                cells = [_cell(s.get(k), f) for k, _, f in columns]
+                cells = [format_cell(s.get(k), f) for k, _, f in columns]
                 n = str(s["n_scored"]) + (f" ({s['n_no_face']} no face)" if s.get("n_no_face") else "")
             model = f"`{r['model']}`" + (f" ({r['note']})" if r["note"] else "")
             out.append("| " + " | ".join([r["gan"], r["method"], n, *cells, paper, model]) + " |")

@@ -239,6 +239,15 @@ COLUMNS = [  # (row key, header, format)
 ]
 
 
+def format_cell(value, fmt: str) -> str:
+    """A table cell: "–" for a missing value, "x1000" for KID's x10^3, else a format string."""
+    if value is None:
+        return "–"
+    if fmt == "x1000":
+        return f"{value * 1000:.2f}"
+    return fmt.format(value)
+
+
 def results_markdown(result: dict[str, Any]) -> str:
     """The rows of an `evaluate` result as a Markdown table, with the protocol underneath."""
     rows = result["rows"]
@@ -246,16 +255,9 @@ def results_markdown(result: dict[str, Any]) -> str:
     header = ["pair", "method", "N", *[h for _, h, _ in columns]]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
 
-    def cell(value, fmt):
-        if value is None:
-            return "–"
-        if fmt == "x1000":
-            return f"{value * 1000:.2f}"
-        return fmt.format(value)
-
     for r in rows:
         n = f"{r['n_scored']}" + (f" ({r['n_no_face']} no face)" if r.get("n_no_face") else "")
-        lines.append("| " + " | ".join([r["pair"], r["method"], n, *[cell(r.get(k), f) for k, _, f in columns]]) + " |")
+        lines.append("| " + " | ".join([r["pair"], r["method"], n, *[format_cell(r.get(k), f) for k, _, f in columns]]) + " |")
     notes = [f"Model: {result['model']}. Data: {result['data']}."]
     protocol = result.get("protocol", {})
     notes.append(f"Sources: {protocol.get('sources')}; reference: {protocol.get('reference')}.")

@@ -155,13 +155,10 @@ class ResNetGenerator(nn.Module):
             self.flow = _zero_conv(dim, 2)
             self.change = _zero_conv(dim, channels) if residual else None
         else:
-            last = nn.Conv2d(dim, channels, 7, 1, 3)
             if residual:
-                nn.init.zeros_(last.weight)
-                nn.init.zeros_(last.bias)
-                layers.append(last)
+                layers.append(_zero_conv(dim, channels))
             else:
-                layers += [last, nn.Tanh()]
+                layers += [nn.Conv2d(dim, channels, 7, 1, 3), nn.Tanh()]
             self.net = nn.Sequential(*layers)
         self.cond_dim = cond_dim
 

@@ -289,7 +289,8 @@ class TwoCETDiscriminator(PretrainedModel):
     def feature_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Patch logits of the heads on the landmark net's features, averaged: (B, 2)."""
         rgb = (x.mean(1, keepdim=True) if x.shape[1] == 3 else x).expand(-1, 3, -1, -1)
-        rgb = F.interpolate((rgb + 1) * 127.5, size=self.config.features_size or self.config.image_size, mode="bilinear", align_corners=False)
+        size = self.config.features_size or self.config.image_size
+        rgb = F.interpolate((rgb + 1) * 127.5, size=size, mode="bilinear", align_corners=False)
         return sum(head(h).mean((2, 3)) for head, h in zip(self.feature_heads, self.landmark_net.features(rgb)[2:]))
 
     def forward(self, x: torch.Tensor, head: torch.Tensor | int) -> torch.Tensor:
