@@ -112,7 +112,7 @@ def test_2cet_reference_and_strength(checkpoints, photos):
         assert np.array_equal(a.image, b.image)
     full = pipe.transfer(images, reference=[photos[0], photos[1]])
     assert any(not np.array_equal(a.image, b.image) for a, b in zip(full, zero))
-    with pytest.raises(ValueError, match="needs a 2CET model"):
+    with pytest.raises(ValueError, match="needs a model with an expression encoder"):
         ExpressionPipeline(checkpoints["stargan-image"]).transfer(images, reference=photos[0])
 
 

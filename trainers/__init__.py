@@ -19,9 +19,10 @@ __all__ = ["TrainConfig", "make_trainer", "train"]
 
 def make_trainer(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, data=None):
     from .gans import CycleGANTrainer, StarGANTrainer
+    from .inpaint import InpaintTrainer
     from .twocet import TwoCETTrainer
 
-    trainers = {"stargan": StarGANTrainer, "cyclegan": CycleGANTrainer, "2cet": TwoCETTrainer}
+    trainers = {"stargan": StarGANTrainer, "cyclegan": CycleGANTrainer, "2cet": TwoCETTrainer, "inpaint": InpaintTrainer}
     return trainers[cfg.model](cfg, run_dir, data=data, resume=resume)
 
 

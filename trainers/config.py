@@ -11,13 +11,15 @@ from typing import Any
 
 from fxaug import emotions as E
 
-MODELS = ("stargan", "cyclegan", "2cet")
+MODELS = ("stargan", "cyclegan", "2cet", "inpaint")
 # The paper GANs (WGAN-GP) update G every 5th step with Adam(0.5, 0.99); 2CET-GAN (non-saturating
 # loss + R1, as StarGAN v2) alternates every step with Adam(0, 0.99).
 MODEL_DEFAULTS = {
-    "stargan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64},
-    "cyclegan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64},
-    "2cet": {"n_critic": 1, "beta1": 0.0, "width": 32, "d_width": 32},
+    "stargan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64, "lr": 1e-4},
+    "cyclegan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64, "lr": 1e-4},
+    "2cet": {"n_critic": 1, "beta1": 0.0, "width": 32, "d_width": 32, "lr": 1e-4},
+    # in-context synthesis (hinge loss, spectral norm): alternate every step, Adam(0.5, 0.99)
+    "inpaint": {"n_critic": 1, "beta1": 0.5, "width": 24, "d_width": 32, "lr": 2e-4},
 }
 
 
@@ -46,7 +48,7 @@ class TrainConfig:
     d_layers: int | None = None  # default: downsample to a 4x4 (64 px) / 6x6 (48 px) patch map
     steps: int = 200_000  # discriminator steps; G steps = steps / n_critic
     batch: int = 64
-    lr: float = 1e-4
+    lr: float | None = None  # model default
     beta1: float | None = None
     beta2: float = 0.99
     n_critic: int | None = None  # D steps per G step (model default)
@@ -91,6 +93,17 @@ class TrainConfig:
     ds_decay_steps: int = 10000
     cyc_e_ramp_steps: int = 10000
     schedule_reference_steps: int = 100_000
+    # inpaint (in-context synthesis, fxaug.models.inpaint): masked L1 and perceptual (guide
+    # features) reconstruction of a face's own regions, hinge adversarial and guide
+    # cross-entropy on the label-swapped branch
+    guide: str | None = None  # a GuideClassifier checkpoint (python -m fxaug.trainers.guide)
+    lambda_l1: float = 10.0
+    lambda_perc: float = 1.0
+    lambda_adv: float = 1.0
+    lambda_guide: float = 1.0
+    unspecified_p: float = 0.15  # share of own-label redraws under the "unspecified" label
+    mask_jitter: float = 0.15  # masks scaled by 1 +- this and shifted by up to half of it (IOD)
+    embed_dim: int = 64
     part_margin: float = 0.25  # parts method: margin around each part, relative to its size
     cache_dir: str | None = None  # where preprocessed training tensors are cached
     tensorboard: bool = True
@@ -110,8 +123,10 @@ class TrainConfig:
             raise ValueError("2cet learns neutral <-> emotional: domains must include neutral")
         if self.model == "2cet" and self.method == "parts":
             raise ValueError("2cet transfers whole faces: method image or face")
-        if self.method not in ("image", "face", "parts"):
-            raise ValueError(f"method must be image, face or parts, got {self.method!r}")
+        if self.method not in ("image", "face", "parts", "regions"):
+            raise ValueError(f"method must be image, face, parts or regions, got {self.method!r}")
+        if (self.model == "inpaint") != (self.method == "regions"):
+            raise ValueError("the inpaint model redraws expression regions: it trains (only) by --method regions")
         if self.r1_every < 1:
             raise ValueError("r1_every >= 1 is required")
         if self.warp and self.model == "2cet":

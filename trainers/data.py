@@ -37,6 +37,7 @@ class TrainingSet:
     domain_names: tuple[str, ...]
     parts: torch.Tensor | None = None  # int64 (N,): index into part_names (parts method)
     part_names: tuple[str, ...] = ()
+    landmarks: torch.Tensor | None = None  # float32 (N, 68, 2) in the crop's frame (regions method)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -97,6 +98,7 @@ def build_training_set(cfg: TrainConfig) -> TrainingSet:
             domain_names=tuple(data["domain_names"]),
             parts=data.get("parts"),
             part_names=tuple(data.get("part_names", ())),
+            landmarks=data.get("landmarks"),
         )
     color = "gray" if cfg.channels == 1 else "rgb"
     reader = open_dataset(cfg.data, format=cfg.format, splits=cfg.splits, emotions=list(cfg.domains), color=color)
@@ -104,6 +106,7 @@ def build_training_set(cfg: TrainConfig) -> TrainingSet:
     images: list[np.ndarray] = []
     domains: list[int] = []
     parts: list[int] = []
+    points_aligned: list[np.ndarray] = []
     taken = dict.fromkeys(cfg.domains, 0)
     no_face = 0
 
@@ -122,6 +125,8 @@ def build_training_set(cfg: TrainConfig) -> TrainingSet:
                 domains.append(cfg.domains.index(record.emotion))
                 if crop.part is not None:
                     parts.append(PART_NAMES.index(crop.part))
+                if crop.aligned_landmarks is not None:
+                    points_aligned.append(crop.aligned_landmarks.astype(np.float32))
             taken[record.emotion] += 1
 
     face_models = {}
@@ -150,10 +155,13 @@ def build_training_set(cfg: TrainConfig) -> TrainingSet:
         domain_names=tuple(cfg.domains),
         parts=torch.tensor(parts, dtype=torch.int64) if cfg.method == "parts" else None,
         part_names=PART_NAMES if cfg.method == "parts" else (),
+        landmarks=torch.from_numpy(np.stack(points_aligned)) if points_aligned else None,
     )
     saved = {"images": data.images, "domains": data.domains, "domain_names": list(data.domain_names)}
     if data.parts is not None:
         saved.update(parts=data.parts, part_names=list(data.part_names))
+    if data.landmarks is not None:
+        saved.update(landmarks=data.landmarks)
     atomic_write(cache, lambda tmp: torch.save(saved, tmp))
     log.info("training set: %s; cached at %s", data.counts(), cache)
     return data

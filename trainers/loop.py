@@ -86,8 +86,10 @@ class GANTrainer:
         self.dist = Distributed(torch.device(kind).type)
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" and self.dist.world > 1 else kind)
         self.policy = parse_policy(cfg.diffaug)
-        torch.manual_seed(cfg.seed)
         self.data = data if data is not None else build_training_set(cfg)
+        # seeded after the data: building the cache runs the face nets, which draw from torch's
+        # RNG, so a run that builds it and one that reads it must start from the same state
+        torch.manual_seed(cfg.seed)
         self.nets: dict[str, torch.nn.Module] = {}
         self.opts: dict[str, torch.optim.Optimizer] = {}
         self.build()

@@ -10,6 +10,10 @@ saw in training.
 - parts: a square box per part (eyes, brows, nose, mouth) sized in inter-ocular distances,
          resized to the generator's size. Back: the paper's blend (brightness matched, weights
          falling linearly to zero towards the box's edges).
+- regions: the face aligned as for `face`, with all its context (nothing greyed out); the
+         generator redraws only the expression regions of a soft mask (fxaug.models.inpaint).
+         Back: warped by the exact inverse and mixed in through the same mask warped back, so
+         pixels outside it are the photo's own, bit for bit.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 
 from .faces import alignment, blend, regions
 
-METHODS = ("image", "face", "parts")
+METHODS = ("image", "face", "parts", "regions")
 PART_NAMES: tuple[str, ...] = tuple(regions.PARTS)
 FACE_MARGIN = 0.05  # IOD: the face mask reaches a little past the jaw line and brows
 MID_GREY = 128
@@ -37,6 +41,7 @@ class Crop:
     box: tuple[int, int, int, int] | None = None  # parts: the part's box in the image
     matrix: np.ndarray | None = None  # face: 2x3 image -> aligned
     landmarks: np.ndarray | None = None  # face: the image's landmarks (for the mask going back)
+    aligned_landmarks: np.ndarray | None = None  # regions: the landmarks in the crop's frame
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -56,6 +61,29 @@ def face_crop(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float
     aligned = aligned.copy()
     aligned[~mask] = MID_GREY
     return Crop(aligned, "face", matrix=M, landmarks=np.asarray(landmarks, np.float64))
+
+
+def region_crop(image: np.ndarray, landmarks: np.ndarray, size: int) -> Crop:
+    """The aligned face with its context, and its landmarks in the aligned frame (for masks)."""
+    aligned, M = alignment.align_face(image, alignment.eye_centres(landmarks), size)
+    return Crop(aligned, "regions", matrix=M, landmarks=np.asarray(landmarks, np.float64),
+                aligned_landmarks=alignment.transform_points(landmarks, M))
+
+
+def paste_region(image: np.ndarray, crop: Crop, generated: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A redrawn aligned face back into the photo through `mask` ((S, S) in 0..1, the regions
+    the generator was allowed to change), warped back with the face. Only pixels under the
+    warped mask can differ; a grey output in a colour photo changes its luminance only."""
+    image = np.asarray(image)
+    alpha, inside = alignment.warp_back(np.asarray(mask, np.float32), crop.matrix, image.shape)
+    alpha = np.where(inside, np.clip(alpha, 0.0, 1.0), 0.0)
+    if not (alpha > 0).any():
+        return image.copy()
+    ys, xs = np.nonzero(alpha > 0)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    back, _ = alignment.warp_back(np.asarray(generated), crop.matrix, image.shape)
+    box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+    return blend.blend_alpha(image, back[y0:y1, x0:x1], box, alpha[y0:y1, x0:x1])
 
 
 def part_box_square(landmarks: np.ndarray, part: str, shape, margin: float = 0.0) -> tuple[int, int, int, int]:
@@ -89,6 +117,8 @@ def crops_for(method: str, image: np.ndarray, landmarks: np.ndarray | None, size
         return [face_crop(image, landmarks, size)]
     if method == "parts":
         return part_crops(image, landmarks, size, margin=part_margin)
+    if method == "regions":
+        return [region_crop(image, landmarks, size)]
     raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
 
 

@@ -8,9 +8,11 @@ generator together, in device-sized chunks), on any device.
     results[0].image, results[0].found, results[0].reason
 
 Images are uint8 H x W (grey) or H x W x 3 (RGB); outputs keep each input's size and mode. An
-image without a face comes back unchanged with `found=False` and the reason. Strength: for
-2CET models the expression code is scaled (0 = neutral); for StarGAN/CycleGAN the generator's
-change is scaled in pixel space (0 = the input, 1 = the generator's output).
+image without a face comes back unchanged with `found=False` and the reason. Every generator
+family answers the same contract (fxaug.models.ExpressionGenerator: methods, translations,
+generate), so nothing here depends on which family it is. Strength is the family's own: the
+in-context generator and 2CET interpolate their conditioning (0 = the face's own redraw / neutral),
+StarGAN and CycleGAN scale their change in pixel space (0 = the input).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import torch
 
 from . import emotions as E
 from .faces.blend import LUMA
-from .methods import Crop, crops_for, paste_back
-from .models import PretrainedModel, TwoCETGAN, load_model
+from .methods import Crop, crops_for, paste_back, paste_region
+from .models import PretrainedModel, load_model
 
 log = logging.getLogger("fxaug.pipeline")
 
@@ -64,10 +66,10 @@ class ExpressionPipeline:
                  blend: str = "ramp", detector=None, landmarker=None):
         self.device = resolve_device(device)
         self.model = (load_model(model) if not isinstance(model, torch.nn.Module) else model).to(self.device).eval()
-        trained = getattr(self.model.config, "method", "image")
-        self.method = method or trained
-        if self.method != trained and not (isinstance(self.model, TwoCETGAN) and self.method in ("image", "face")):
-            raise ValueError(f"this model was trained for the {trained!r} method, not {self.method!r}")
+        accepted = self.model.methods
+        self.method = method or accepted[0]
+        if self.method not in accepted:
+            raise ValueError(f"this model works by the {' or '.join(repr(m) for m in accepted)} method, not {self.method!r}")
         self.size = self.model.config.image_size
         self.channels = self.model.config.channels
         self.batch_size = batch_size
@@ -113,23 +115,25 @@ class ExpressionPipeline:
         return torch.from_numpy(np.stack(batch)).to(self.device, torch.float32).div_(127.5).sub_(1.0)
 
     @torch.inference_mode()
-    def _generate(self, x: torch.Tensor, targets: list[str], parts: list[str | None], strengths: torch.Tensor,
-                  code: torch.Tensor | None) -> torch.Tensor:
-        out = torch.empty_like(x)
+    def _generate(self, x: torch.Tensor, targets: list[str], crops: list[Crop], strengths: torch.Tensor,
+                  code: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The model's outputs, and where each may differ from its input (None: anywhere)."""
         has_parts = bool(getattr(self.model.config, "parts", ()))
-        # CycleGAN translates a batch towards one target: group by target (cheap for the others).
-        for target in dict.fromkeys(targets):
-            index = torch.tensor([i for i, t in enumerate(targets) if t == target], device=x.device)
-            for chunk in index.split(self.batch_size):
-                xs, ss = x[chunk], strengths[chunk]
-                names = [parts[i] for i in chunk.tolist()] if has_parts else None
-                if isinstance(self.model, TwoCETGAN):  # a reference's code, or a named expression
-                    y = self.model(xs, code if code is not None else target, strength=ss)
-                else:
-                    y = self.model(xs, target, parts=names)
-                    y = xs + ss.view(-1, 1, 1, 1) * (y - xs)
-                out[chunk] = y
-        return out
+        outs, alphas = [], []
+        for start in range(0, len(targets), self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            chunk = crops[rows]
+            points = [c.aligned_landmarks for c in chunk]
+            y, alpha = self.model.generate(
+                x[rows], targets[rows], strengths[rows],
+                parts=[c.part for c in chunk] if has_parts else None,
+                landmarks=np.stack(points) if all(p is not None for p in points) else None,
+                code=code,
+            )
+            outs.append(y)
+            alphas.append(alpha)
+        alpha = None if any(a is None for a in alphas) else torch.cat(alphas)
+        return torch.cat(outs), alpha
 
     def transfer(
         self,
@@ -154,8 +158,8 @@ class ExpressionPipeline:
             raise ValueError(f"{n} images but {len(targets)} targets and {len(strengths)} strengths")
         ref = None
         if reference is not None:
-            if not isinstance(self.model, TwoCETGAN):
-                raise ValueError("reference= needs a 2CET model (it copies a reference face's expression code)")
+            if not hasattr(self.model, "encode"):
+                raise ValueError("reference= needs a model with an expression encoder (2CET: it copies a reference face's code)")
             single = isinstance(reference, np.ndarray) and (reference.ndim == 2 or (reference.ndim == 3 and reference.shape[2] in (1, 3)))
             ref_crops = [self._reference_crop(r) for r in ([reference] if single else list(reference))]
             with torch.inference_mode():
@@ -176,17 +180,22 @@ class ExpressionPipeline:
                 owner.append(i)
         if crops:
             x = self._to_model(crops)
-            y = self._generate(
+            y, alpha = self._generate(
                 x,
                 [targets[i] for i in owner],
-                [c.part for c in crops],
+                crops,
                 torch.tensor([strengths[i] for i in owner], device=self.device),
                 ref,
             )
             pixels = y.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            alpha = None if alpha is None else alpha[:, 0].float().cpu().numpy()
             outputs = {i: images[i] for i in set(owner)}
-            for crop, i, p in zip(crops, owner, pixels):
-                outputs[i] = paste_back(outputs[i], crop, p[0] if p.shape[0] == 1 else p.transpose(1, 2, 0), blend_mode=self.blend)
+            for k, (crop, i, p) in enumerate(zip(crops, owner, pixels)):
+                p = p[0] if p.shape[0] == 1 else p.transpose(1, 2, 0)
+                if alpha is not None:
+                    outputs[i] = paste_region(outputs[i], crop, p, alpha[k])
+                else:
+                    outputs[i] = paste_back(outputs[i], crop, p, blend_mode=self.blend)
             for i, out in outputs.items():
                 results[i] = TransferResult(out, targets[i], True, None, points[i])
         return results  # type: ignore[return-value]

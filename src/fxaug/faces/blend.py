@@ -222,6 +222,13 @@ def blend_feathered(
     return _alpha_blend(image, patch, box, lambda h, w: feather_weights(mask, feather), match)
 
 
+def blend_alpha(image: np.ndarray, patch: np.ndarray, box: Sequence[float], alpha: np.ndarray) -> np.ndarray:
+    """Mix the patch in through exact weights `alpha` (the box's size, 0..1), no brightness
+    matching: where alpha is 0 the image keeps its pixels bit for bit. For patches whose own
+    mask already says where they may differ (in-context synthesis)."""
+    return _alpha_blend(image, patch, box, lambda h, w: np.asarray(alpha, np.float64).reshape(h, w), None)
+
+
 def blend_seamless(image: np.ndarray, patch: np.ndarray, box: Sequence[float], mask: np.ndarray | None = None, *, mixed: bool = False) -> np.ndarray:
     """Poisson blending with `cv2.seamlessClone` (NORMAL_CLONE; MIXED_CLONE with `mixed`).
 

@@ -209,3 +209,74 @@ def crop(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
     if x < 0 or y < 0 or x + w > image.shape[1] or y + h > image.shape[0]:
         raise ValueError(f"box {tuple(box)} leaves the {image.shape[1]} x {image.shape[0]} image")
     return image[y : y + h, x : x + w]
+
+
+# --------------------------------------------------------------------------------------------
+# Expression regions: where an expression lives, as soft masks for in-context synthesis
+
+
+@dataclass(frozen=True)
+class ExpressionRegion:
+    """A region an expression changes: the convex hull of some landmarks, grown by margins in IOD
+    units (left/right, up, down: a smile widens the mouth, surprise drops the jaw and lifts the
+    brows)."""
+
+    name: str
+    indices: tuple[int, ...]
+    side: float
+    up: float
+    down: float
+
+
+EXPRESSION_REGIONS: dict[str, ExpressionRegion] = {
+    r.name: r
+    for r in (
+        # the lips, room for the corners to widen and lift and the jaw to drop; the nasolabial
+        # folds stay outside (they carry identity and measured no gain for happy)
+        ExpressionRegion("mouth", OUTER_LIPS, side=0.22, up=0.16, down=0.30),
+        # both brows and eyes and the brow ridge between them (frowns, raised brows, widened eyes)
+        ExpressionRegion("eyes", RIGHT_BROW + LEFT_BROW + RIGHT_EYE + LEFT_EYE, side=0.10, up=0.18, down=0.15),
+    )
+}
+
+
+def region_polygon(landmarks: np.ndarray, region: str | ExpressionRegion, scale: float = 1.0,
+                   shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """The region's outline: the convex hull of its points swept over an ellipse-like set of
+    offsets (its margins times `scale`, in IOD), moved by `shift` (IOD)."""
+    points = _check(landmarks)
+    spec = EXPRESSION_REGIONS[region] if isinstance(region, str) else region
+    iod = inter_ocular_distance(points)
+    base = points[list(spec.indices)]
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    dx = np.cos(angles) * spec.side
+    dy = np.where(np.sin(angles) < 0, np.sin(angles) * spec.up, np.sin(angles) * spec.down)
+    offsets = np.stack([dx, dy], 1) * scale * iod + np.asarray(shift, np.float64) * iod
+    swept = (base[:, None, :] + offsets[None]).reshape(-1, 2)
+    return cv2.convexHull(swept.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+
+
+def expression_mask(shape: Sequence[int], landmarks: np.ndarray, regions: Sequence[str], *, feather: float = 0.08,
+                    scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """float32 (H, W) mask in [0, 1] of the union of expression `regions`: 1 inside, falling to 0
+    over `feather` IOD at the edge (a box blur of finite support, so the mask is exactly 0 a
+    little way outside the outline and a generator's output can never reach further)."""
+    points = _check(landmarks)
+    height, width = _shape_hw(shape)
+    hard = np.zeros((height, width), np.uint8)
+    shift_px = 4
+    for region in regions:
+        polygon = region_polygon(points, region, scale, shift)
+        cv2.fillPoly(hard, [np.round(polygon * (1 << shift_px)).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=shift_px)
+    radius = int(round(feather * inter_ocular_distance(points)))
+    if radius < 1:
+        return hard.astype(np.float32)
+    # erode by the radius first, so the blurred edge straddles the outline (about half in, half out)
+    half = max(radius // 2, 0)
+    if half:
+        hard = cv2.erode(hard, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * half + 1, 2 * half + 1)))
+    k = 2 * radius + 1
+    soft = cv2.boxFilter(hard.astype(np.float32), -1, (k, k), normalize=True, borderType=cv2.BORDER_CONSTANT)
+    soft = cv2.boxFilter(soft, -1, (k, k), normalize=True, borderType=cv2.BORDER_CONSTANT)
+    soft[soft < 1e-6] = 0.0
+    return soft

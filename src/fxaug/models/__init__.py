@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import CONFIG_NAME, MODEL_CLASSES, WEIGHTS_NAME, PretrainedModel, register_model
+from .base import CONFIG_NAME, MODEL_CLASSES, WEIGHTS_NAME, ExpressionGenerator, PretrainedModel, register_model
 from .gan import (
     METHODS,
     PART_NAMES,
@@ -25,6 +25,7 @@ from .gan import (
     PatchDiscriminator,
     StarGANGenerator,
 )
+from .inpaint import ExpressionInpainter, InpainterConfig, ProjectionDiscriminator
 from .twocet import TwoCETConfig, TwoCETDiscriminator, TwoCETDiscriminatorConfig, TwoCETGAN
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -38,6 +39,10 @@ __all__ = [
     "WEIGHTS_NAME",
     "CycleGANGenerators",
     "DiscriminatorConfig",
+    "ExpressionGenerator",
+    "ExpressionInpainter",
+    "InpainterConfig",
+    "ProjectionDiscriminator",
     "GeneratorConfig",
     "PatchDiscriminator",
     "PretrainedModel",
@@ -62,21 +67,18 @@ def list_models() -> list[str]:
 
 def select_model(targets, method: str | None = None) -> str:
     """The shipped model that can produce the most of `targets` (one emotion or several) by
-    `method` (any when None), the first by name among equals; judged from config.json alone.
-    A caller that needs every target checks the model's domains (the pipeline does)."""
-    import json
-
+    `method` (any when None), the first by name among equals; asked through each model's own
+    contract (`methods`, `domains`). A caller that needs every target checks the model's domains
+    (the pipeline does)."""
     from .. import emotions as E
 
     wanted = {E.canonical(t) for t in ([targets] if isinstance(targets, str) else targets)}
     best, covered = None, 0
     for name in list_models():
-        config = json.loads((BUNDLED_DIR / name / CONFIG_NAME).read_text())
-        model_method = config.get("method", "face")
-        domains = config.get("domains") or ["neutral", *config.get("expressions", [])]
-        if method is not None and method != model_method and config["_class_name"] != "TwoCETGAN":
+        model = load_model(name)
+        if method is not None and method not in model.methods:
             continue
-        n = len(wanted & set(domains))
+        n = len(wanted & set(model.domains))
         if n > covered:
             best, covered = name, n
     if best is None:

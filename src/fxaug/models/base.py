@@ -120,3 +120,32 @@ class PretrainedModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class ExpressionGenerator(PretrainedModel):
+    """The one inference contract of every generator family, so the pipeline never asks which
+    family it holds:
+
+    - `methods`: the crop methods (fxaug.methods) it accepts, the one it was trained on first;
+    - `domains` and `translations()`: the emotions it draws, and (source, target) pairs it can do
+      (source None: from any face);
+    - `generate(x, targets, strength, parts=, landmarks=, code=)` -> (outputs, alpha): a batch of
+      crops in [-1, 1] given their targets, strengths and, where the family needs them, part
+      names, landmarks in the crop's frame, or an expression code; `alpha` is None, or (B, 1, S, S)
+      weights saying where the output may differ from its input (pasted back through them).
+    """
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return (self.config.method,)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return self.config.domains
+
+    def translations(self) -> list[tuple[str | None, str]]:
+        return [(None, d) for d in self.domains]
+
+    def generate(self, x: torch.Tensor, targets: list[str], strength: torch.Tensor, *, parts: list[str] | None = None,
+                 landmarks: Any = None, code: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError

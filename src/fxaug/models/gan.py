@@ -21,7 +21,7 @@ from torch import nn
 
 from .. import emotions as E
 from ..methods import METHODS, PART_NAMES
-from .base import PretrainedModel, register_model
+from .base import ExpressionGenerator, PretrainedModel, register_model
 
 
 
@@ -246,8 +246,9 @@ def _domain_index(domains: tuple[str, ...], labels, batch: int, device) -> torch
 
 
 @register_model
-class StarGANGenerator(PretrainedModel):
-    """One generator for every domain: G(x, target one-hot [, part one-hot])."""
+class StarGANGenerator(ExpressionGenerator):
+    """One generator for every domain: G(x, target one-hot [, part one-hot]). Strength scales its
+    change in pixel space (0 = the input, 1 = G's output)."""
 
     config_class = GeneratorConfig
 
@@ -277,10 +278,15 @@ class StarGANGenerator(PretrainedModel):
         """(source, target) pairs it can do; None = from any of its domains."""
         return [(None, d) for d in self.domains]
 
+    def generate(self, x, targets, strength, *, parts=None, landmarks=None, code=None):
+        y = self(x, targets, parts=parts)
+        return x + strength.view(-1, 1, 1, 1).to(x) * (y - x), None
+
 
 @register_model
-class CycleGANGenerators(PretrainedModel):
-    """The pair of CycleGAN generators, G: a -> b and F: b -> a, for domains (a, b)."""
+class CycleGANGenerators(ExpressionGenerator):
+    """The pair of CycleGAN generators, G: a -> b and F: b -> a, for domains (a, b). Strength
+    scales the change in pixel space, as for StarGAN."""
 
     config_class = GeneratorConfig
 
@@ -324,6 +330,16 @@ class CycleGANGenerators(PretrainedModel):
     def translations(self) -> list[tuple[str | None, str]]:
         a, b = self.domains
         return [(a, b), (b, a)]
+
+    def generate(self, x, targets, strength, *, parts=None, landmarks=None, code=None):
+        """A mixed batch goes to each direction's generator in turn (one network per target)."""
+        out = torch.empty_like(x)
+        for target in dict.fromkeys(targets):
+            rows = [i for i, t in enumerate(targets) if t == target]
+            index = torch.tensor(rows, device=x.device)
+            y = self(x[index], target, parts=[parts[i] for i in rows] if parts is not None else None)
+            out[index] = x[index] + strength[index].view(-1, 1, 1, 1).to(x) * (y - x[index])
+        return out, None
 
 
 @register_model

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import emotions as E
-from .base import PretrainedModel, register_model
+from .base import ExpressionGenerator, PretrainedModel, register_model
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class ExpressionEncoder(nn.Module):
 
 
 @register_model
-class TwoCETGAN(PretrainedModel):
+class TwoCETGAN(ExpressionGenerator):
     """Generator + expression encoder (+ named expression codes): the runtime 2CET model.
 
     model(x, target, strength=1.0): target is an emotion name (a named expression), a code
@@ -193,9 +193,19 @@ class TwoCETGAN(PretrainedModel):
     def domains(self) -> tuple[str, ...]:
         return ("neutral", *[e for e in self.config.expressions if e != "neutral"])
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Whole faces: the method it was trained on first, the other whole-face one too."""
+        return (self.config.method, *[m for m in ("image", "face") if m != self.config.method])
+
     def translations(self) -> list[tuple[str | None, str]]:
         """Code 0 neutralises any face; each named expression applies to (neutral) faces."""
         return [(None, "neutral")] + [("neutral", d) for d in self.domains if d != "neutral"]
+
+    def generate(self, x, targets, strength, *, parts=None, landmarks=None, code=None):
+        """Strength scales the expression code (0 = neutral); `code` (a reference's) replaces the
+        named targets."""
+        return self(x, code if code is not None else list(targets), strength=strength), None
 
     def encode(self, faces: torch.Tensor) -> torch.Tensor:
         return self.encoder(faces)
