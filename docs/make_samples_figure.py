@@ -5,7 +5,9 @@ target of the given generators, one column per (model, target).
     .venv/bin/python docs/make_samples_figure.py --source happy --out docs/images/samples-happy.png
 
 The faces are the first --n of the source class in file order (no picking), so the figure
-shows typical, not best, results.
+shows typical, not best, results. Below them, --news photos of the source class from the news-photo
+set (../shared/data/lfw_expressions.parquet; one per person, seeded order, no picking) at their full
+size and colour, through the whole-photo path, towards --news-targets.
 """
 
 from __future__ import annotations
@@ -40,6 +42,35 @@ def label_cell(text: str, width: int, height: int = 34) -> np.ndarray:
     return cell
 
 
+def news_block(args, width: int, gap: int) -> np.ndarray:
+    """Rows of (original, one output per target) news photos at full size, BGR, `width` wide."""
+    from news_photos import load_photos
+
+    photos, _ = load_photos(args.source, args.news, seed=0, exclude=set())
+    pipe = ExpressionPipeline(list_models()[0] if not args.models else args.models[0], device="cpu")
+    targets = [t for t in args.news_targets.split(",") if t in pipe.targets]
+    outs = {t: [r.image for r in pipe.transfer(photos, t)] for t in targets}
+    side = max(max(p.shape[:2]) for p in photos)
+    rgb = lambda im: cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_RGB2BGR)  # noqa: E731
+    title = cv2.cvtColor(label_cell("news photos at full size: original, " + ", ".join(targets), width, 22), cv2.COLOR_GRAY2BGR)
+    rows = [title]
+    for i, photo in enumerate(photos):
+        cells = []
+        for im in [photo] + [outs[t][i] for t in targets]:
+            cell = np.full((side, side, 3), 255, np.uint8)
+            cell[: im.shape[0], : im.shape[1]] = rgb(im)
+            cells += [cell, np.full((side, gap, 3), 255, np.uint8)]
+        rows.append(np.hstack(cells))
+    per = max(1, width // rows[1].shape[1])  # photos side by side, as many as the width takes
+    pairs = [np.hstack(rows[1 + k : 1 + k + per]) for k in range(0, len(rows) - 1, per)]
+    block = [np.full((gap, width, 3), 255, np.uint8), title]
+    for row in pairs:
+        canvas = np.full((row.shape[0] + gap, width, 3), 255, np.uint8)
+        canvas[: row.shape[0], : min(width, row.shape[1])] = row[:, :width]  # (a last, shorter row is padded)
+        block.append(canvas)
+    return np.vstack(block)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="*", help="model names or paths (default: every shipped model)")
@@ -47,6 +78,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--scale", type=int, default=2, help="pixel upscaling for display")
     p.add_argument("--out", default=str(ROOT / "docs" / "images" / "samples.png"))
+    p.add_argument("--news", type=int, default=8, help="news photos below the faces (0: none)")
+    p.add_argument("--news-targets", default="happy,surprise,sad,anger")
     args = p.parse_args(argv)
 
     faces = test_faces(args.source, args.n)
@@ -75,7 +108,9 @@ def main(argv=None) -> int:
         body.append(np.hstack(row))
         body.append(np.full((gap, body[-1].shape[1]), 255, np.uint8))
     head = np.hstack([np.hstack([h, np.full((h.shape[0], gap), 255, np.uint8)]) for h in header])
-    figure = np.vstack([head, *body])
+    figure = cv2.cvtColor(np.vstack([head, *body]), cv2.COLOR_GRAY2BGR)
+    if args.news:
+        figure = np.vstack([figure, news_block(args, figure.shape[1], gap)])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(args.out, figure)
     print(f"wrote {args.out} ({len(faces)} {args.source} PublicTest faces x {len(columns) - 1} outputs)")

@@ -12,18 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import TrainConfig, register_trainer, trainer_class
 
-__all__ = ["TrainConfig", "make_trainer", "train"]
+__all__ = ["TrainConfig", "make_trainer", "register_trainer", "train", "trainer_class"]
 
 
 def make_trainer(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, data=None):
-    from .gans import CycleGANTrainer, StarGANTrainer
-    from .inpaint import InpaintTrainer
-    from .twocet import TwoCETTrainer
-
-    trainers = {"stargan": StarGANTrainer, "cyclegan": CycleGANTrainer, "2cet": TwoCETTrainer, "inpaint": InpaintTrainer}
-    return trainers[cfg.model](cfg, run_dir, data=data, resume=resume)
+    """The trainer registered under cfg.model (fxaug.trainers.config.register_trainer)."""
+    return trainer_class(cfg.model)(cfg, run_dir, data=data, resume=resume)
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, progress: bool = True) -> Path:

@@ -11,25 +11,43 @@ from typing import Any
 
 from fxaug import emotions as E
 
-MODELS = ("stargan", "cyclegan", "2cet", "inpaint")
-# The paper GANs (WGAN-GP) update G every 5th step with Adam(0.5, 0.99); 2CET-GAN (non-saturating
-# loss + R1, as StarGAN v2) alternates every step with Adam(0, 0.99).
-MODEL_DEFAULTS = {
-    "stargan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64, "lr": 1e-4},
-    "cyclegan": {"n_critic": 5, "beta1": 0.5, "width": 64, "d_width": 64, "lr": 1e-4},
-    "2cet": {"n_critic": 1, "beta1": 0.0, "width": 32, "d_width": 32, "lr": 1e-4},
-    # in-context synthesis (hinge loss, spectral norm): alternate every step, Adam(0.5, 0.99)
-    "inpaint": {"n_critic": 1, "beta1": 0.5, "width": 24, "d_width": 32, "lr": 2e-4},
-}
+# Each model's trainer lives in its own module, registered under the model's name with its
+# defaults beside it (`register_trainer`); these are the modules to import to find them.
+TRAINER_MODULES = {"stargan": "gans", "cyclegan": "gans", "2cet": "twocet", "inpaint": "inpaint"}
+MODELS = tuple(TRAINER_MODULES)
+TRAINERS: dict[str, type] = {}
+
+
+def register_trainer(name: str, **defaults):
+    """Register a trainer class as `name`'s, with the option values that default for it (options
+    left None in TrainConfig take them)."""
+
+    def wrap(cls):
+        cls.name, cls.defaults = name, dict(defaults)
+        TRAINERS[name] = cls
+        return cls
+
+    return wrap
+
+
+def trainer_class(name: str) -> type:
+    """The trainer registered for model `name` (importing its module on first use)."""
+    if name not in TRAINER_MODULES:
+        raise ValueError(f"model must be one of {MODELS}, got {name!r}")
+    if name not in TRAINERS:
+        import importlib
+
+        importlib.import_module(f"{__package__}.{TRAINER_MODULES[name]}")
+    return TRAINERS[name]
 
 
 @dataclass
 class TrainConfig:
-    model: str = "stargan"  # stargan | cyclegan | 2cet
+    model: str = "stargan"  # stargan | cyclegan | 2cet | inpaint (TRAINER_MODULES)
     data: str = ""  # any fxaug.data source
     format: str = "auto"
     splits: str | None = None  # e.g. "Training" for FER2013/FERPlus, "train" for folders
-    method: str = "image"  # image | face | parts
+    method: str | None = None  # image | face | parts | regions (model default: image; inpaint: regions)
     domains: tuple[str, ...] = ("neutral", "happy")
     size: int = 64  # generator input side (image/face: the face; parts: the part crop)
     channels: int = 1
@@ -109,9 +127,7 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
-        for key, value in MODEL_DEFAULTS[self.model].items():
+        for key, value in trainer_class(self.model).defaults.items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
         if isinstance(self.domains, str):

@@ -85,8 +85,54 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FXAUG_CACHE", Path.home() / ".cache" / "fxaug")) / "training-sets"
 
 
+TRAINING_SET_SUFFIX = ".npz"
+
+
+def save_training_set(data: TrainingSet, path: str | os.PathLike) -> Path:
+    """A prepared training set as one compressed file (images, labels, landmarks in float16),
+    to train on a machine without the source data (e.g. a lent GPU): pass it as --data."""
+    path = Path(path)
+    arrays = {"images": data.images.numpy(), "domains": data.domains.numpy(),
+              "domain_names": np.array(data.domain_names)}
+    if data.landmarks is not None:
+        arrays["landmarks"] = data.landmarks.numpy().astype(np.float16)
+    if data.parts is not None:
+        arrays.update(parts=data.parts.numpy(), part_names=np.array(data.part_names))
+    atomic_write(path, lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+    return path
+
+
+def load_training_set(path: str | os.PathLike, cfg: TrainConfig) -> TrainingSet:
+    """A file written by `save_training_set`, narrowed to cfg.domains (allow_pickle stays off)."""
+    with np.load(path, allow_pickle=False) as d:
+        names = [str(n) for n in d["domain_names"]]
+        missing = [x for x in cfg.domains if x not in names]
+        if missing:
+            raise ValueError(f"{path}: a prepared training set without {', '.join(missing)} (it holds {', '.join(names)})")
+        domains = d["domains"]
+        keep = np.isin(domains, [names.index(x) for x in cfg.domains])
+        if cfg.max_per_class is not None:  # the first max_per_class of each class, in file order
+            rank = np.zeros(len(domains), np.int64)
+            for k in np.unique(domains):
+                rank[domains == k] = np.arange(int((domains == k).sum()))
+            keep &= rank < cfg.max_per_class
+        remap = np.full(len(names), -1, np.int64)
+        remap[[names.index(x) for x in cfg.domains]] = np.arange(len(cfg.domains))
+        return TrainingSet(
+            images=torch.from_numpy(d["images"][keep]),
+            domains=torch.from_numpy(remap[domains[keep]]),
+            domain_names=tuple(cfg.domains),
+            parts=torch.from_numpy(d["parts"][keep]) if "parts" in d else None,
+            part_names=tuple(str(n) for n in d["part_names"]) if "part_names" in d else (),
+            landmarks=torch.from_numpy(d["landmarks"][keep].astype(np.float32)) if "landmarks" in d else None,
+        )
+
+
 def build_training_set(cfg: TrainConfig) -> TrainingSet:
-    """Read cfg.data's records of cfg.domains and prepare them for cfg.method (cached)."""
+    """Read cfg.data's records of cfg.domains and prepare them for cfg.method (cached). A
+    prepared training set (`save_training_set`, .npz) is read as it is."""
+    if str(cfg.data).endswith(TRAINING_SET_SUFFIX) and os.path.isfile(cfg.data):
+        return load_training_set(cfg.data, cfg)
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     cache = cache_dir / f"{_cache_key(cfg)}.pt"
     if cache.is_file():

@@ -8,6 +8,7 @@ from fxaug.models import CycleGANGenerators, PatchDiscriminator, StarGANGenerato
 from fxaug.models.gan import ResNetGenerator
 
 from . import losses as L
+from .config import register_trainer
 from .loop import GANTrainer
 
 
@@ -45,6 +46,8 @@ def _warp_terms(cfg, paint: torch.Tensor, move: torch.Tensor) -> dict[str, float
     return {"G/flow": move.item(), **({"G/paint": paint.item()} if cfg.residual else {})}
 
 
+# The paper's GANs (WGAN-GP) update G every 5th step with Adam(0.5, 0.99).
+@register_trainer("stargan", method="image", n_critic=5, beta1=0.5, width=64, d_width=64, lr=1e-4)
 class StarGANTrainer(GANTrainer):
     """One conditional G over all domains; D scores realism per patch and classifies the domain."""
 
@@ -101,6 +104,7 @@ class StarGANTrainer(GANTrainer):
         return out | _warp_terms(cfg, paint, move)
 
 
+@register_trainer("cyclegan", method="image", n_critic=5, beta1=0.5, width=64, d_width=64, lr=1e-4)
 class CycleGANTrainer(GANTrainer):
     """G: a -> b and F: b -> a, a critic per domain; cycle and identity losses."""
 

@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout", type=float, default=0.05, help="share of the faces kept out to validate")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--max-per-class", type=int, default=None, help="at most this many faces of each class")
     args = p.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "options.json").write_text(json.dumps(vars(args), indent=2) + "\n")
     # the generator's own crops: aligned faces by the regions method
     cfg = TrainConfig(model="inpaint", method="regions", data=args.data, splits=args.splits or None, domains=args.domains,
-                      size=args.size, cache_dir=args.cache_dir)
+                      size=args.size, cache_dir=args.cache_dir, max_per_class=args.max_per_class)
     data = build_training_set(cfg)
     labels = data.domains.clone()
     order = torch.randperm(len(labels), generator=g)

@@ -23,9 +23,13 @@ from fxaug import emotions as E
 from fxaug.models.inpaint import ExpressionInpainter, ProjectionDiscriminator
 
 from .guide import load_guide
+from .config import register_trainer
 from .loop import GANTrainer
 
 
+# hinge loss and spectral norm: alternate every step, Adam(0.5, 0.99) at 2e-4 (supervised
+# reconstruction carries the early steps, so the faster rate is safe)
+@register_trainer("inpaint", method="regions", n_critic=1, beta1=0.5, width=24, d_width=32, lr=2e-4)
 class InpaintTrainer(GANTrainer):
     def build(self) -> None:
         cfg = self.cfg

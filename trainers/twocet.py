@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from fxaug.models import TwoCETDiscriminator, TwoCETGAN
 
 from . import losses as L
+from .config import register_trainer
 from .loop import GANTrainer
 
 NEUTRAL, EMOTIONAL = 0, 1
@@ -34,6 +35,8 @@ def neutral_vs_emotional_loss(D, x_n: torch.Tensor, x_e: torch.Tensor) -> torch.
             + F.softplus(-D(x_e, EMOTIONAL)).mean() + F.softplus(D(x_n, EMOTIONAL)).mean())
 
 
+# 2CET-GAN (non-saturating loss + R1, as StarGAN v2) alternates every step with Adam(0, 0.99).
+@register_trainer("2cet", method="image", n_critic=1, beta1=0.0, width=32, d_width=32, lr=1e-4)
 class TwoCETTrainer(GANTrainer):
     def build(self) -> None:
         cfg = self.cfg

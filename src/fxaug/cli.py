@@ -9,6 +9,7 @@ import sys
 from typing import Callable
 
 from . import __version__
+from .methods import METHODS
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
@@ -86,7 +87,7 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help="image files or folders of images")
     p.add_argument("--to", required=True, dest="target", help="target emotion (e.g. happy)")
     p.add_argument("--model", help="generator: a shipped model's name or a checkpoint folder (default: a shipped one that can)")
-    p.add_argument("--method", choices=("image", "face", "parts"), help="default: the model's own")
+    p.add_argument("--method", choices=METHODS, help="default: the model's own")
     p.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full (default)")
     p.add_argument("--out", default="transferred", help="output folder (default: ./transferred)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
@@ -153,7 +154,7 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", help="any format fxaug reads (class folders, AffectNet, fer2013.csv, FERPlus, parquet)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", help="generator (default: a shipped one)")
-    p.add_argument("--method", choices=("image", "face", "parts"))
+    p.add_argument("--method", choices=METHODS)
     p.add_argument("--target", type=int, help="images per class to reach (default: the largest class's count)")
     p.add_argument("--classes", help="comma-separated classes to fill (default: every class the model produces)")
     p.add_argument("--max-per-source", type=int, help="use each source face at most this often")
@@ -277,7 +278,7 @@ def _eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="labelled faces in any format fxaug reads (class folders, "
                    "fer2013.csv, FERPlus, AffectNet, parquet)")
     p.add_argument("--pairs", required=True, help="source:target pairs, comma-separated (e.g. neutral:happy,happy:sad)")
-    p.add_argument("--methods", help="comma-separated: image, face, parts (default: the model's own)")
+    p.add_argument("--methods", help="comma-separated: image, face, parts, regions (default: the model's own)")
     p.add_argument("--n", type=int, default=200, help="source faces per pair (default 200; 0 = all)")
     p.add_argument("--n-reference", type=int, help="real target faces for FID/KID (default: --n; 0 = all)")
     p.add_argument("--split", dest="splits", help="split(s) of the data to use, e.g. PublicTest (same as --splits)")

@@ -27,7 +27,7 @@ class ExpressionTransfer(ImageOnlyTransform):
     """Give the face in the image a target expression.
 
     target:   an emotion, or a list to sample one from per call.
-    method:   "image", "face" or "parts"; None = the model's own.
+    method:   "image", "face", "parts" or "regions"; None = the model's own.
     model:    a shipped model's name or a checkpoint folder (a loaded model also works, but is
               serialised by its checkpoint path); None = a shipped model that can.
     strength: a float, or a (low, high) range sampled per call.
