@@ -15,6 +15,9 @@ from fxaug.cli import main as cli
 from fxaug.models import list_models, load_model
 
 SHIPPED = list_models()
+# The shipped judge almost never predicts these on real faces (PrivateTest recall 0.056 and 0.000,
+# docs/models.md), so its probabilities cannot tell whether a generator reaches them.
+JUDGE_BLIND = {"disgust", "contempt"}
 pytestmark = pytest.mark.skipif(not SHIPPED, reason="no generator ships in this checkout")
 
 
@@ -34,7 +37,7 @@ def test_shipped_generator_moves_real_faces_towards_its_targets(fer, name):
     pipe = ExpressionPipeline(name)
     judge = load_judge()
     faces = list(_faces(fer, "neutral", 48))
-    for target in [d for d in model.domains if d != "neutral"]:
+    for target in [d for d in model.domains if d != "neutral" and d not in JUDGE_BLIND]:
         k = judge.config.classes.index(target)
         out = [r.image for r in pipe.transfer(faces, target)]
         before, after = judge.predict_proba(faces)[:, k], judge.predict_proba(out)[:, k]

@@ -1,4 +1,4 @@
-"""`fxaug train {stargan,cyclegan}`: every TrainConfig field is a --flag; a config file
+"""`fxaug train {stargan,cyclegan,2cet,inpaint}`: every TrainConfig field is a --flag; a config file
 (--config, JSON or YAML) sets defaults that flags override. Multi-GPU (or multi-process CPU):
 
     torchrun --nproc_per_node 2 -m fxaug.trainers stargan --data ... --out runs/x
@@ -27,7 +27,7 @@ def _flag_type(field: dataclasses.Field):
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", choices=MODELS, help="which GAN to train")
+    p.add_argument("model", choices=MODELS, help="which generator family to train")
     p.add_argument("--out", required=True, help="run directory (options.json, metrics.jsonl, samples/, snapshots/, generator/)")
     p.add_argument("--config", help="JSON or YAML file of options; flags override it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest snapshot, exactly")
@@ -70,10 +70,11 @@ def run_train(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train an expression-transfer GAN (StarGAN or CycleGAN)",
-        description="Train StarGAN or CycleGAN (WGAN-GP, the paper's configuration by default) on any "
-        "dataset fxaug reads, by the image, face or parts method. Options default to the paper's; "
-        "see `fxaug train stargan --help`.",
+        help="train an expression generator (StarGAN, CycleGAN, 2CET-GAN, or the in-context inpaint family)",
+        description="Train StarGAN or CycleGAN (WGAN-GP, the paper's configuration by default), 2CET-GAN, or "
+        "the in-context expression generator (inpaint: needs --guide, a classifier trained by "
+        "python -m fxaug.trainers.guide) on any dataset fxaug reads. Each family's defaults sit beside its "
+        "trainer; see `fxaug train MODEL --help`.",
     )
     add_train_arguments(p)
     p.set_defaults(run=run_train)
