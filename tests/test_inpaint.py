@@ -201,3 +201,16 @@ def test_the_guide_is_never_the_judge(faces_dir, tmp_path, guide):
     assert type(GuideClassifier.from_pretrained(guide)) is GuideClassifier
     with pytest.raises(ValueError, match="--guide"):
         make_trainer(_cfg(faces_dir, tmp_path, None), tmp_path / "run2")
+
+
+def test_withheld_targets_are_neither_offered_nor_drawn():
+    from fxaug.pipeline import ExpressionPipeline
+
+    g = ExpressionInpainter(image_size=48, width=8, embed_dim=8, withheld=("Disgust",))
+    assert g.config.withheld == ("disgust",)
+    assert "disgust" in g.domains and (None, "disgust") not in g.translations()
+    points = np.stack([_mean_face()])
+    with pytest.raises(ValueError, match="withholds disgust"):
+        g.generate(torch.zeros(1, 1, 48, 48), ["disgust"], torch.ones(1), landmarks=points)
+    with pytest.raises(ValueError, match="cannot produce 'disgust'"):
+        ExpressionPipeline(g, device="cpu").check_target("disgust")

@@ -37,7 +37,7 @@ def test_shipped_generator_moves_real_faces_towards_its_targets(fer, name):
     pipe = ExpressionPipeline(name)
     judge = load_judge()
     faces = list(_faces(fer, "neutral", 48))
-    for target in [d for d in model.domains if d != "neutral" and d not in JUDGE_BLIND]:
+    for target in [d for d in pipe.targets if d != "neutral" and d not in JUDGE_BLIND]:
         k = judge.config.classes.index(target)
         out = [r.image for r in pipe.transfer(faces, target)]
         before, after = judge.predict_proba(faces)[:, k], judge.predict_proba(out)[:, k]

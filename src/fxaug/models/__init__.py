@@ -68,8 +68,8 @@ def list_models() -> list[str]:
 def select_model(targets, method: str | None = None) -> str:
     """The shipped model that can produce the most of `targets` (one emotion or several) by
     `method` (any when None), the first by name among equals; asked through each model's own
-    contract (`methods`, `domains`). A caller that needs every target checks the model's domains
-    (the pipeline does)."""
+    contract (`methods`, and the targets of `translations()`). A caller that needs every target
+    checks the model's (the pipeline does)."""
     from .. import emotions as E
 
     wanted = {E.canonical(t) for t in ([targets] if isinstance(targets, str) else targets)}
@@ -78,7 +78,7 @@ def select_model(targets, method: str | None = None) -> str:
         model = load_model(name)
         if method is not None and method not in model.methods:
             continue
-        n = len(wanted & set(model.domains))
+        n = len(wanted & {t for _, t in model.translations()})
         if n > covered:
             best, covered = name, n
     if best is None:

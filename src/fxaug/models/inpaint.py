@@ -64,11 +64,15 @@ class InpainterConfig:
     target_regions: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_TARGET_REGIONS
     feather: float = 0.08
     method: str = "regions"
+    # targets the network was trained on but that review found to be artifacts, not expressions
+    # (docs/models.md): not offered by translations(), refused by generate()
+    withheld: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "domains", tuple(E.canonical(d) for d in self.domains))
         pairs = tuple((E.canonical(e), tuple(r)) for e, r in self.target_regions)
         object.__setattr__(self, "target_regions", pairs)
+        object.__setattr__(self, "withheld", tuple(E.canonical(w) for w in self.withheld))
         if self.method != "regions":
             raise ValueError(f"an ExpressionInpainter works on 'regions' crops, not {self.method!r}")
         for emotion, names in pairs:
@@ -130,11 +134,19 @@ class ExpressionInpainter(ExpressionGenerator):
         self._regions = dict(c.target_regions)
 
     # -- the inference contract --------------------------------------------------------------
+    def translations(self) -> list[tuple[str | None, str]]:
+        """Any face to any of its domains but the withheld ones."""
+        return [(None, d) for d in self.domains if d not in self.config.withheld]
+
     def generate(self, x, targets, strength, *, parts=None, landmarks=None, code=None):
         """Masks from each crop's landmarks (aligned frame) for its target; returned as alpha, so
         only the redrawn regions go back into the photo."""
         if landmarks is None:
             raise ValueError("an ExpressionInpainter needs each face's landmarks (the regions method gives them)")
+        withheld = sorted({E.canonical(t) for t in targets if isinstance(t, str)} & set(self.config.withheld))
+        if withheld:
+            raise ValueError(f"this model withholds {', '.join(withheld)}: review found its outputs to be artifacts, "
+                             "not expressions (docs/models.md)")
         masks = self.masks_for(landmarks, targets).to(x.device)
         return self(x, list(targets), masks=masks, strength=strength), masks
 
