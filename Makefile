@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt Makefile
 
 # The main job on the bundled sample: fill every class up to the largest with faces synthesized
 # by a shipped generator (--resume: a second `make demo` finishes or keeps the first one's files).
-# Until a generator ships (docs/models.md), it says so and shows the dataset check only.
+# In a checkout without a shipped generator it says so and shows the dataset check only.
 demo: setup
 	$(VENV)/bin/fxaug inspect examples/sample
 	@if $(PY) -c "import fxaug.models as m, sys; sys.exit(0 if m.list_models() else 1)"; then \
