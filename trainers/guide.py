@@ -26,7 +26,7 @@ from torch import nn
 
 from fxaug import emotions as E
 from fxaug.metrics.judge import JUDGE_DIR, EmotionJudge, JudgeConfig
-from fxaug.models.base import WEIGHTS_NAME, register_model
+from fxaug.models.base import WEIGHTS_NAME, PretrainedModel, register_model
 
 from .judge import augment, evaluate
 
@@ -46,12 +46,9 @@ class GuideClassifier(EmotionJudge):
     config_class = GuideConfig
 
     def __init__(self, config: GuideConfig | dict | None = None, **overrides):
-        nn.Module.__init__(self)
-        if config is None:
-            config = GuideConfig(**overrides)
-        elif isinstance(config, dict):
-            config = GuideConfig(**{**config, **overrides})
-        self.config = c = config
+        # the base's config handling, not EmotionJudge's ResNet body
+        PretrainedModel.__init__(self, config, **overrides)
+        c = self.config
         stages, cin = [], c.channels
         for width, n in zip(c.widths, c.blocks):
             layers = []

@@ -123,7 +123,5 @@ class InpaintTrainer(GANTrainer):
         state["mask_rng"] = self.mask_rng.bit_generator.state
         return state
 
-    def load_snapshot(self, path) -> None:
-        super().load_snapshot(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    def load_extra_state(self, state) -> None:
         self.mask_rng.bit_generator.state = state["mask_rng"]

@@ -241,7 +241,11 @@ class GANTrainer:
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.step = int(state["step"])
+        self.load_extra_state(state)
         log.info("resumed from %s at step %d", path, self.step)
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """What a subclass added to `state_dict` beyond the shared state (nothing here)."""
 
     def _load_networks(self, state: dict[str, Any], names=()) -> None:
         names = tuple(names) or tuple(self.nets)
