@@ -16,7 +16,7 @@ import logging
 import os
 
 from .base import DatasetReader
-from .folders import ClassFolderReader, looks_like_class_tree
+from .folders import ClassFolderReader, image_files, looks_like_class_tree
 from .hf import HFDatasetReader
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, decode_image
 from .records import BadInput, Entry, FaceRecord, Problem, ReadReport
@@ -41,6 +41,7 @@ __all__ = [
     "ReadReport",
     "decode_image",
     "detect_format",
+    "image_files",
     "open_dataset",
 ]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections import Counter
 from typing import Iterator
 
@@ -107,3 +109,62 @@ def inside(root: str, relative: str) -> str | None:
     if os.path.commonpath([real_root, target]) != real_root:
         return None
     return target
+
+
+def within(real_root: str, real_path: str) -> bool:
+    """Whether an already resolved path is `real_root` or lies under it."""
+    return os.path.commonpath([real_root, real_path]) == real_root
+
+
+def link_problem(path: str, real_root: str | None) -> str | None:
+    """Why the symbolic link at `path` must not be followed (dangling, a loop, or leading out
+    of `real_root`), or None. Links that stay inside the root are fine."""
+    try:
+        target = os.path.realpath(path, strict=True)
+    except FileNotFoundError:
+        try:
+            to = os.readlink(path)
+        except OSError:
+            to = "?"
+        return f"dangling symbolic link (to {to!r}, which does not exist)"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop (too many levels of links)"
+        return f"cannot resolve symbolic link ({err.strerror or err})"
+    if real_root is not None and not within(real_root, target):
+        return f"symbolic link to {target}, outside the dataset root {real_root}; not followed"
+    return None
+
+
+def special_file_kind(mode: int) -> str:
+    """What a non-regular, non-directory file is, for a message."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def path_kind(path: str, real_root: str | None) -> tuple[str | None, str | None]:
+    """("dir" | "file", None) for a folder or regular file that may be read, or (None, reason):
+    a link that is dangling, loops or leads out of `real_root`, a FIFO, device or socket (reading
+    a FIFO would block for ever), or a path that cannot be examined. Never opens the path."""
+    if os.path.islink(path):
+        problem = link_problem(path, real_root)
+        if problem:
+            return None, problem
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None, "file not found"
+    except OSError as err:
+        return None, f"cannot access ({err.strerror or err})"
+    if stat.S_ISDIR(mode):
+        return "dir", None
+    if stat.S_ISREG(mode):
+        return "file", None
+    return None, f"not a regular file ({special_file_kind(mode)})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,13 @@ IMAGE_EXTENSIONS = frozenset(
 )
 # Faces never need more; a larger file is far more likely a mistake or a decompression bomb.
 DEFAULT_MAX_PIXELS = 64_000_000
+# The most bytes a file may have, and its decoded pixels may take, before anything is read or
+# decoded (a 64 Mpx 16-bit RGBA TIFF is 512 MB either way).
+DEFAULT_MAX_BYTES = 1 << 30
+# Bytes per pixel of each PIL mode, to know an image's decoded size from its header alone.
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+               "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2,
+               "I;16N": 2}
 COLORS = ("rgb", "gray", "native")  # native: grey sources stay grey, others RGB
 _SIGNATURES = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -47,15 +55,51 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer):
         # 16-bit (and 32-bit integer containers of 16-bit data): full scale is 65535.
-        return np.clip(np.rint(arr.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+        # (x + 128) // 257 rounds x / 257 exactly as rint does, in integers (no float64 copy).
+        wide = np.uint32 if arr.dtype.itemsize <= 2 and not np.issubdtype(arr.dtype, np.signedinteger) else np.int64
+        return np.clip((arr.astype(wide) + 128) // 257, 0, 255).astype(np.uint8)
     scale = 255.0 if float(np.nanmax(arr)) <= 1.0 else 1.0
     return np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+
+
+def _size_text(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _open_regular(path: Path, max_bytes: int | None):
+    """The file opened for reading, refused first if it is not a regular file or is larger than
+    `max_bytes`. Opened non-blocking and checked on the open descriptor, so a FIFO (whose read
+    would block for ever), device or socket is refused even if it replaced the file meanwhile."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise BadInput("file not found") from None
+    except OSError as e:
+        raise BadInput(f"cannot open file ({e.strerror or e})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            from .base import special_file_kind
+
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else special_file_kind(st.st_mode)
+            raise BadInput(f"not a regular file ({kind})")
+        if st.st_size == 0:
+            raise BadInput("empty file (0 bytes)")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise BadInput(f"file too large ({_size_text(st.st_size)}; limit {_size_text(max_bytes)}, max_bytes={max_bytes})")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def decode_image(
     source: str | os.PathLike | bytes,
     color: str = "rgb",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = DEFAULT_MAX_BYTES,
 ) -> tuple[np.ndarray, list[str]]:
     """Decode a file path or encoded bytes.
 
@@ -63,6 +107,9 @@ def decode_image(
     (color="native": H x W for grey sources, H x W x 3 otherwise);
     notes lists the conversions applied (empty for a plain 8-bit RGB/L image).
     Raises BadInput with the reason when the data is not a usable image. Never writes.
+    Limits, checked before the pixels are decoded: the file's size (max_bytes, before it is
+    read), and from the header the pixel count (max_pixels) and the decoded size (max_bytes).
+    A FIFO, device or socket is refused without reading it.
     """
     if color not in COLORS:
         raise ValueError(f"color must be one of {COLORS}, got {color!r}")
@@ -70,21 +117,19 @@ def decode_image(
         data = bytes(source)
         if not data:
             raise BadInput("empty file (0 bytes)")
+        if max_bytes is not None and len(data) > max_bytes:
+            raise BadInput(f"file too large ({_size_text(len(data))}; limit {_size_text(max_bytes)}, max_bytes={max_bytes})")
         stream = io.BytesIO(data)
     else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise BadInput("file not found") from None
-        except OSError as e:
-            raise BadInput(f"cannot access file ({e.strerror or e})") from None
-        if size == 0:
-            raise BadInput("empty file (0 bytes)")
-        try:
-            stream = io.BytesIO(path.read_bytes())
-        except OSError as e:
-            raise BadInput(f"cannot read file ({e.strerror or e})") from None
+        # PIL reads the header from the open file and the pixels on load(): nothing is read
+        # whole before the checks.
+        stream = _open_regular(Path(source), max_bytes)
+    with stream:
+        img, notes = _decode(stream, max_pixels, max_bytes)
+    return _convert(img, notes, color)
+
+
+def _decode(stream, max_pixels: int | None, max_bytes: int | None):
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
@@ -94,11 +139,17 @@ def decode_image(
             w, h = img.size
             if max_pixels is not None and w * h > max_pixels:
                 raise BadInput(f"image too large ({w}x{h} = {w * h} pixels; limit max_pixels={max_pixels})")
+            # Decoding keeps PIL's pixels and (for conversions) a copy side by side.
+            decoded = w * h * _MODE_BYTES.get(img.mode, 4)
+            if max_bytes is not None and decoded + w * h * 3 > max_bytes:
+                raise BadInput(f"image too large to decode ({w}x{h} {img.mode} takes {_size_text(decoded)} decoded, "
+                               f"{_size_text(decoded + w * h * 3)} with its 8-bit copy; limit max_bytes={max_bytes})")
             img.load()
     except BadInput:
         raise
     except UnidentifiedImageError:
-        claimed = _claimed_format(stream.getvalue()[:12])
+        stream.seek(0)
+        claimed = _claimed_format(stream.read(12))
         if claimed:
             raise BadInput(f"corrupt image ({claimed} signature, but the data cannot be decoded)") from None
         raise BadInput("not an image (unrecognised format)") from None
@@ -109,7 +160,10 @@ def decode_image(
         if "truncated" in text.lower() or "broken data stream" in text.lower():
             raise BadInput(f"truncated or corrupt image data ({text})") from None
         raise BadInput(f"corrupt image ({text or type(e).__name__})") from None
+    return img, notes
 
+
+def _convert(img: Image.Image, notes: list[str], color: str) -> tuple[np.ndarray, list[str]]:
     try:
         orientation = img.getexif().get(0x0112, 1)
     except Exception:  # a broken EXIF block must not cost the pixels

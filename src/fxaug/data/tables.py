@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import emotions as E
-from .base import DatasetReader, inside
+from .base import DatasetReader, inside, path_kind
 from .records import BadInput, Entry
 
 AFFECTNET_COLUMNS = (
@@ -130,8 +130,10 @@ class AffectNetReader(DatasetReader):
                 if full is None:
                     self.report.add(where, f"path {rel!r} escapes the image root {self.image_root}; not read")
                     continue
-                if not os.path.isfile(full):
-                    self.report.add(f"{where} ({rel})", "image file missing")
+                kind, reason = path_kind(os.path.join(self.image_root, rel), os.path.realpath(self.image_root))
+                if kind != "file":
+                    missing = kind is None and reason == "file not found"
+                    self.report.add(f"{where} ({rel})", "image file missing" if missing else reason or "a folder, not an image")
                     continue
                 try:
                     box = self._box(row)
