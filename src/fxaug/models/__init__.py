@@ -15,7 +15,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import CONFIG_NAME, MODEL_CLASSES, WEIGHTS_NAME, ExpressionGenerator, PretrainedModel, register_model
+from .base import (
+    CONFIG_NAME,
+    MODEL_CLASSES,
+    WEIGHTS_NAME,
+    CheckpointError,
+    ExpressionGenerator,
+    PretrainedModel,
+    register_model,
+)
 from .gan import (
     METHODS,
     PART_NAMES,
@@ -33,6 +41,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 __all__ = [
     "BUNDLED_DIR",
     "CONFIG_NAME",
+    "CheckpointError",
     "METHODS",
     "MODEL_CLASSES",
     "PART_NAMES",
@@ -52,6 +61,7 @@ __all__ = [
     "TwoCETDiscriminatorConfig",
     "TwoCETGAN",
     "list_models",
+    "model_reference",
     "select_model",
     "load_model",
     "register_model",
@@ -104,3 +114,13 @@ def load_model(name_or_path: str | os.PathLike, device="cpu") -> PretrainedModel
                 f"shipped model; shipped models: {', '.join(names) if names else 'none'}"
             )
     return PretrainedModel.from_pretrained(path, device=device)
+
+
+def model_reference(name_or_path: str | os.PathLike) -> str:
+    """How to record a model so that it is found again from any folder: a checkpoint directory
+    by its absolute path, a shipped model by its name (a folder of that name in the working
+    directory wins, as in `load_model`); anything else as given."""
+    text = os.fspath(name_or_path)
+    if (Path(text) / CONFIG_NAME).is_file():
+        return str(Path(text).resolve())
+    return text

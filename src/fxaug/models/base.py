@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 import os
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -25,6 +28,16 @@ WEIGHTS_NAME = "model.safetensors"
 
 MODEL_CLASSES: dict[str, type["PretrainedModel"]] = {}
 M = TypeVar("M", bound="PretrainedModel")
+log = logging.getLogger("fxaug.models")
+
+# Integer config fields that size a network: 0 or less cannot build one (every other integer
+# field must be at least 0).
+POSITIVE_FIELDS = frozenset({"image_size", "channels", "width", "embed_dim", "code_dim", "max_width", "stem_stride"})
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be loaded: its config.json or model.safetensors is
+    damaged, of the wrong shape, or does not match the other. The message names the file."""
 
 
 def register_model(cls: type[M]) -> type[M]:
@@ -85,33 +98,36 @@ class PretrainedModel(nn.Module):
     @classmethod
     def from_pretrained(cls: type[M], directory: str | os.PathLike, device: str | torch.device = "cpu") -> M:
         """Load a checkpoint directory. Called on the base class, builds whatever class the
-        checkpoint names; on a subclass, refuses a checkpoint of another class."""
-        from safetensors.torch import load_file
-
+        checkpoint names; on a subclass, refuses a checkpoint of another class. A damaged or
+        inconsistent checkpoint raises CheckpointError naming the file and the reason; config
+        keys the class does not know are ignored with a warning (a newer fxaug may add some)."""
         path = Path(directory)
         config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
             raise FileNotFoundError(f"{path}: not an fxaug checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        config = json.loads(config_path.read_text())
+        config = _read_config(config_path)
         name = config.pop("_class_name", None)
-        config.pop("_fxaug_version", None)
         metadata = config.pop("_metadata", {})
-        model_cls = MODEL_CLASSES.get(name)
+        model_cls = MODEL_CLASSES.get(name) if isinstance(name, str) else None
         if model_cls is None:
-            raise ValueError(f"{config_path}: unknown model class {name!r}; known: {', '.join(sorted(MODEL_CLASSES))}")
+            raise CheckpointError(f"{config_path}: unknown model class {name!r}; known: {', '.join(sorted(MODEL_CLASSES))}")
         if cls is not PretrainedModel and not issubclass(model_cls, cls):
             raise TypeError(f"{path} holds a {name}, not a {cls.__name__}")
         fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
-        unknown = set(config) - fields
+        # diffusers' rule: keys starting with "_" are bookkeeping; other unknown keys are ignored
+        # with a warning, so a checkpoint written by a newer version still loads
+        unknown = sorted(k for k in config if k not in fields and not k.startswith("_"))
         if unknown:
-            raise ValueError(f"{config_path}: unknown config fields {sorted(unknown)} for {name}")
-        model = model_cls(model_cls.config_class(**config))
-        state = load_file(str(weights_path))
-        own = model.state_dict()
-        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-        model.load_state_dict(state, strict=True)
+            log.warning("%s: ignoring config keys %s unknown to %s", config_path, unknown, name)
+        config = {k: v for k, v in config.items() if k in fields}
+        _check_config_types(config_path, model_cls.config_class, config)
+        try:
+            model = model_cls(model_cls.config_class(**config))
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as err:
+            raise CheckpointError(f"{config_path}: cannot build a {name} from it: {err}") from None
+        model.load_state_dict(_read_weights(weights_path, config_path, model.state_dict()), strict=True)
         model.metadata = metadata
-        model.checkpoint_path = str(path)
+        model.checkpoint_path = str(path.resolve())  # absolute: provenance read from elsewhere still finds it
         return model.to(device).eval()
 
     @property
@@ -120,6 +136,96 @@ class PretrainedModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """config.json as a dict, or a CheckpointError that says what is wrong with the file."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise CheckpointError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: holds a JSON {_json_kind(config)}, not an object of config fields")
+    return config
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), "null" if value is None else type(value).__name__)
+
+
+def _type_error(hint: Any, value: Any) -> str | None:
+    """Why `value` (read from JSON) is not of the type `hint`, or None when it is."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else f"must be an integer, not {value!r}"
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, not {value!r}"
+        return None if math.isfinite(value) else f"must be a finite number, not {value!r}"
+    if hint is str:
+        return None if isinstance(value, str) else f"must be a string, not {value!r}"
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return f"must be a list, not {value!r}"
+        items = list(zip(value, [args[0]] * len(value))) if len(args) == 2 and args[1] is Ellipsis else None
+        if items is None:
+            if len(value) != len(args):
+                return f"must be a list of {len(args)} items, not {value!r}"
+            items = list(zip(value, args))
+        for i, (item, item_hint) in enumerate(items):
+            why = _type_error(item_hint, item)
+            if why:
+                return f"item {i} {why}"
+            if item_hint is int and item < 0:
+                return f"item {i} must be at least 0, not {item}"
+        return None
+    return None  # a type this check does not know: the class's own checks decide
+
+
+def _check_config_types(path: Path, config_class: type, config: dict[str, Any]) -> None:
+    """Each field of `config` against its type in `config_class`, and sizes against their
+    range: a config.json with "width": "wide" or "image_size": -4 fails here, naming the file
+    and the field, not deep inside the network's constructor."""
+    try:
+        hints = typing.get_type_hints(config_class)
+    except Exception:  # an annotation that cannot be resolved: leave the checks to the class
+        return
+    for key, value in config.items():
+        hint = hints.get(key)
+        why = _type_error(hint, value) if hint is not None else None
+        if why is None and hint is int:
+            least = 1 if key in POSITIVE_FIELDS else 0
+            if value < least:
+                why = f"must be at least {least}, not {value}"
+        if why:
+            raise CheckpointError(f"{path}: {key} {why}")
+
+
+def _read_weights(path: Path, config_path: Path, own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """model.safetensors as tensors of the model's dtypes, after checking they are the
+    model's tensors, every one, each of its shape."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or damaged ({err})") from None
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} instead of {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        problems = [f"{len(items)} {what}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
+                    for what, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes))
+                    if items]
+        raise CheckpointError(f"{path}: does not match {config_path} ({'; '.join(problems)})")
+    return {k: v.to(own[k].dtype) for k, v in state.items()}
 
 
 class ExpressionGenerator(PretrainedModel):
