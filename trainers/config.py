@@ -41,6 +41,105 @@ def trainer_class(name: str) -> type:
     return TRAINERS[name]
 
 
+# Each option's place in `fxaug train FAMILY --help`: its group, the families whose trainers
+# read it (a family's parser offers only those), and one line of help.
+@dataclass(frozen=True)
+class Option:
+    group: str  # one of OPTION_GROUPS
+    families: tuple[str, ...]
+    help: str
+
+
+OPTION_GROUPS = {
+    "data": "what to train on, and how it is prepared (cached, resumable)",
+    "generator": "G, the network that is exported",
+    "discriminator": "D, the critic",
+    "loss": "loss terms and their weights",
+    "schedule": "optimiser, steps and their schedules",
+    "run": "where a run starts from",
+    "output": "what a run writes to --out, and how often",
+}
+ALL = MODELS
+GANS = ("stargan", "cyclegan")
+OPTIONS: dict[str, Option] = {
+    # data
+    "data": Option("data", ALL, "the dataset (required): any layout fxaug reads (see fxaug inspect), or a prepared .npz"),
+    "format": Option("data", ALL, "the dataset's layout; auto recognises it"),
+    "splits": Option("data", ALL, "splits to read, comma-separated (e.g. Training for FERPlus; default: all)"),
+    "method": Option("data", GANS + ("2cet",), "what G translates: image (whole image), face (aligned face) or parts (part crops; not 2cet)"),
+    "domains": Option("data", ALL, "emotions to train, comma-separated, or all (cyclegan: two; 2cet: with neutral)"),
+    "size": Option("data", ALL, "G's input side in pixels (image/face: the face; parts: each part crop)"),
+    "channels": Option("data", ALL, "1: grey, 3: colour"),
+    "max_per_class": Option("data", ALL, "at most this many images of each class (a quicker preparation and run)"),
+    "balance": Option("data", ALL, "draw every class equally often (--no-balance: as often as the data has it)"),
+    "part_margin": Option("data", GANS, "parts method: margin around each part, relative to its size"),
+    "cache_dir": Option("data", ALL, "where prepared training sets are cached (default: $FXAUG_CACHE or ~/.cache/fxaug, /training-sets)"),
+    # generator
+    "width": Option("generator", ALL, "G's first-layer channels"),
+    "n_res": Option("generator", GANS + ("2cet",), "residual blocks in G"),
+    "residual": Option("generator", GANS + ("2cet",), "G outputs its input plus a learnt change (starts as the identity)"),
+    "warp": Option("generator", GANS, "G moves its input's pixels along a smooth flow field instead of redrawing them"),
+    "max_flow": Option("generator", GANS, "--warp: the largest displacement, as a share of the image side"),
+    "flow_cells": Option("generator", GANS, "--warp: the flow field's resolution per side (fewer: smoother)"),
+    "code_dim": Option("generator", ("2cet",), "size of the continuous expression code"),
+    "embed_dim": Option("generator", ("inpaint",), "size of the emotion label's embedding"),
+    # discriminator
+    "d_width": Option("discriminator", ALL, "D's first-layer channels"),
+    "d_layers": Option("discriminator", GANS, "D's downsampling layers (default: to a 4x4 patch map at 64 px, 6x6 at 48 px)"),
+    "d_features": Option("discriminator", ("2cet",), "'landmarks': extra D heads on the frozen landmark net's features"),
+    "noise_std": Option("discriminator", GANS, "instance noise added before every D convolution"),
+    "noise_decay": Option("discriminator", GANS, "instance noise falls by this much per epoch, down to 0"),
+    "diffaug": Option("discriminator", ALL, "DiffAugment policy for D's inputs, e.g. color,translation,cutout"),
+    # loss
+    "lambda_gp": Option("loss", GANS, "weight of the WGAN gradient penalty"),
+    "lambda_cls": Option("loss", ("stargan",), "weight of D's domain classification"),
+    "lambda_rec": Option("loss", ("stargan",), "weight of the reconstruction (translated back to the source)"),
+    "lambda_cyc": Option("loss", ("cyclegan",), "weight of the cycle consistency"),
+    "lambda_id": Option("loss", ("cyclegan",), "weight of the identity loss"),
+    "lambda_paint": Option("loss", GANS, "--warp --residual: weight of the mean |painted change|"),
+    "lambda_flow": Option("loss", GANS, "--warp: weight of the mean displacement"),
+    "lambda_code": Option("loss", ("2cet",), "weight of the code loss, reached over --code-ramp-steps"),
+    "lambda_ds": Option("loss", ("2cet",), "weight of the diversity loss, decayed to 0 over --ds-decay-steps"),
+    "lambda_cyc_n": Option("loss", ("2cet",), "weight of the neutral -> emotional -> neutral cycle"),
+    "lambda_cyc_e": Option("loss", ("2cet",), "weight of the emotional -> neutral -> emotional cycle at the start"),
+    "lambda_cyc_e_final": Option("loss", ("2cet",), "...and after --cyc-e-ramp-steps"),
+    "lambda_r1": Option("loss", ("2cet",), "weight of the R1 penalty on real images"),
+    "r1_every": Option("loss", ("2cet",), "lazy R1: the penalty every k-th D step, weighted by k"),
+    "guide": Option("loss", ("inpaint",), "the guide classifier (required; python -m fxaug.trainers.guide writes it)"),
+    "lambda_l1": Option("loss", ("inpaint",), "weight of the masked L1 reconstruction of a face's own regions"),
+    "lambda_perc": Option("loss", ("inpaint",), "weight of the perceptual distance in the guide's features"),
+    "lambda_adv": Option("loss", ("inpaint",), "weight of the adversarial (hinge) loss"),
+    "lambda_guide": Option("loss", ("inpaint",), "weight of the guide's cross-entropy on label-swapped faces"),
+    "unspecified_p": Option("loss", ("inpaint",), "share of own-label redraws under the 'unspecified' label"),
+    "mask_jitter": Option("loss", ("inpaint",), "masks scaled by 1 +- this and shifted by up to half of it"),
+    # schedule
+    "steps": Option("schedule", ALL, "D steps to train (G steps: steps / n-critic)"),
+    "batch": Option("schedule", ALL, "images per batch"),
+    "lr": Option("schedule", ALL, "Adam learning rate"),
+    "beta1": Option("schedule", ALL, "Adam beta1"),
+    "beta2": Option("schedule", ALL, "Adam beta2"),
+    "n_critic": Option("schedule", ALL, "D steps per G step"),
+    "cls_warmup": Option("schedule", ("stargan", "2cet"), "the first N steps train D's classification alone, on real faces"),
+    "lr_decay_start": Option("schedule", ALL, "share of the steps after which lr falls linearly to 0"),
+    "ema": Option("schedule", ALL, "decay of the average of G's weights (the G that is exported)"),
+    "ema_rampup": Option("schedule", ALL, "the average's half-life is at most this share of the images seen"),
+    "code_ramp_steps": Option("schedule", ("2cet",), "steps of the code loss's ramp (for a run of --schedule-reference-steps)"),
+    "ds_decay_steps": Option("schedule", ("2cet",), "steps of the diversity loss's decay (likewise)"),
+    "cyc_e_ramp_steps": Option("schedule", ("2cet",), "steps of the emotional cycle's ramp (likewise)"),
+    "schedule_reference_steps": Option("schedule", ("2cet",), "the run length the ramps are given for; shorter runs scale them"),
+    # run
+    "init_from": Option("run", ALL, "start from another run's networks (its latest snapshot, or a snapshot file)"),
+    "init_nets": Option("run", ALL, "--init-from: only these networks, comma-separated (e.g. D)"),
+    "seed": Option("run", ALL, "random seed"),
+    "device": Option("run", ALL, "auto, cpu, cuda or cuda:N"),
+    # output
+    "log_every": Option("output", ALL, "append the losses to metrics.jsonl every N steps"),
+    "sample_every": Option("output", ALL, "write a sample grid to samples/ every N steps"),
+    "snapshot_every": Option("output", ALL, "write a snapshot (for --resume) and export G every N steps"),
+    "tensorboard": Option("output", ALL, "TensorBoard logs in --out/tensorboard"),
+}
+
+
 @dataclass
 class TrainConfig:
     model: str = "stargan"  # stargan | cyclegan | 2cet | inpaint (TRAINER_MODULES)

@@ -8,10 +8,13 @@ method) and cached on disk keyed by everything that affects them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,89 +131,221 @@ def load_training_set(path: str | os.PathLike, cfg: TrainConfig) -> TrainingSet:
         )
 
 
-def build_training_set(cfg: TrainConfig) -> TrainingSet:
+# Images per chunk of the preparation: the landmark net's batch, and the unit a killed preparation
+# resumes from (each chunk is written atomically beside the cache, then all are joined into it).
+CHUNK_RECORDS = 256
+
+
+def cache_path(cfg: TrainConfig) -> Path:
+    """Where cfg's prepared training set is cached (keyed by everything that shapes it)."""
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    return cache_dir / f"{_cache_key(cfg)}.pt"
+
+
+def partial_path(cache: Path) -> Path:
+    """The folder of finished chunks of a preparation still under way (or cut short)."""
+    return cache.with_name(cache.stem + ".partial")
+
+
+def _read_cache(cache: Path) -> TrainingSet:
+    data = torch.load(cache, weights_only=True)
+    log.info("training set from cache %s", cache)
+    return TrainingSet(
+        images=data["images"],
+        domains=data["domains"],
+        domain_names=tuple(data["domain_names"]),
+        parts=data.get("parts"),
+        part_names=tuple(data.get("part_names", ())),
+        landmarks=data.get("landmarks"),
+    )
+
+
+def build_training_set(cfg: TrainConfig, progress: bool = True) -> TrainingSet:
     """Read cfg.data's records of cfg.domains and prepare them for cfg.method (cached). A
-    prepared training set (`save_training_set`, .npz) is read as it is."""
+    prepared training set (`save_training_set`, .npz) is read as it is. The preparation shows a
+    progress bar (progress=True) and resumes where a killed one stopped."""
     if str(cfg.data).endswith(TRAINING_SET_SUFFIX) and os.path.isfile(cfg.data):
         return load_training_set(cfg.data, cfg)
-    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    cache = cache_dir / f"{_cache_key(cfg)}.pt"
+    cache = cache_path(cfg)
     if cache.is_file():
-        data = torch.load(cache, weights_only=True)
-        log.info("training set from cache %s", cache)
-        return TrainingSet(
-            images=data["images"],
-            domains=data["domains"],
-            domain_names=tuple(data["domain_names"]),
-            parts=data.get("parts"),
-            part_names=tuple(data.get("part_names", ())),
-            landmarks=data.get("landmarks"),
-        )
+        return _read_cache(cache)
+    from filelock import FileLock, Timeout
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # one preparer per cache (torchrun ranks, two runs on one data set): the others wait, then read it
+    lock = FileLock(str(cache) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another process that is preparing this training set (%s)", cache)
+        lock.acquire()
+    try:
+        if cache.is_file():
+            return _read_cache(cache)
+        return _prepare(cfg, cache, progress)
+    finally:
+        lock.release()
+
+
+def _no_face_reason(reason: str | None) -> str:
+    reason = reason or "no face found"
+    return reason if reason.startswith("no face") else f"no face found ({reason})"
+
+
+def _prepare(cfg: TrainConfig, cache: Path, progress: bool) -> TrainingSet:
+    import time
+
+    from tqdm.auto import tqdm
+
+    partial = partial_path(cache)
+    partial.mkdir(parents=True, exist_ok=True)
+    for stale in partial.glob(".*.tmp"):  # a chunk whose write a kill cut short
+        stale.unlink()
     color = "gray" if cfg.channels == 1 else "rgb"
     reader = open_dataset(cfg.data, format=cfg.format, splits=cfg.splits, emotions=list(cfg.domains), color=color)
     log.info("reading %s", reader.description)
-    images: list[np.ndarray] = []
-    domains: list[int] = []
-    parts: list[int] = []
-    points_aligned: list[np.ndarray] = []
-    taken = dict.fromkeys(cfg.domains, 0)
-    no_face = 0
+    # The index, in the reader's fixed order: chunk k holds the same entries in every run.
+    entries = list(reader.entries())
+    cap = cfg.max_per_class
+    per_class = Counter(entry.emotion for entry in entries)
+    total = sum(n if cap is None else min(n, cap) for n in per_class.values())
+    n_domains = len(cfg.domains)
+    queued = np.zeros(n_domains, np.int64)  # images taken from the index, per domain (at most cap)
+    chunks: list[dict[str, np.ndarray]] = []
+    face_models: dict = {}
+    done_before = prepared_images = prepared_faces = 0
+    announced = False
+    started = time.time()
+    bar = tqdm(total=total, desc="preparing training set", unit="image", disable=not progress, dynamic_ncols=True)
+    with bar, _logging_beside(bar):
+        for k, first in enumerate(range(0, len(entries), CHUNK_RECORDS)):
+            if cap is not None and (queued >= cap).all():
+                break
+            path = partial / f"chunk-{k:06d}.npz"
+            if path.is_file():
+                with np.load(path, allow_pickle=False) as saved:
+                    chunk = {name: saved[name] for name in saved.files}
+                done_before += int(chunk["queued"].sum())
+            else:
+                if done_before and not announced:
+                    log.info("resuming the preparation: %d images already prepared (%s)", done_before, partial)
+                    announced = True
+                if cfg.method != "image" and not face_models:
+                    from fxaug.faces import FaceDetector, FaceLandmarker
 
-    def add(chunk) -> None:
-        nonlocal no_face
-        found = landmarks_for_records(chunk, **face_models) if cfg.method != "image" else [None] * len(chunk)
-        for record, marks in zip(chunk, found):
-            points = None if marks is None else marks.points
-            if cfg.method != "image" and points is None:
-                reader.report.add(record.path or record.source_id, f"no face found ({marks.reason}); not used")
-                no_face += 1
-                continue
-            for crop in crops_for(cfg.method, record.image, points, cfg.size, cfg.part_margin):
-                pixels = crop.pixels
-                images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
-                domains.append(cfg.domains.index(record.emotion))
-                if crop.part is not None:
-                    parts.append(PART_NAMES.index(crop.part))
-                if crop.aligned_landmarks is not None:
-                    points_aligned.append(crop.aligned_landmarks.astype(np.float32))
-            taken[record.emotion] += 1
-
-    face_models = {}
-    if cfg.method != "image":
-        from fxaug.faces import FaceDetector, FaceLandmarker
-
-        face_models = {"detector": FaceDetector(), "landmarker": FaceLandmarker()}
-    chunk, queued = [], dict.fromkeys(cfg.domains, 0)
-    for record in reader:
-        if cfg.max_per_class is not None and queued[record.emotion] >= cfg.max_per_class:
-            continue
-        queued[record.emotion] += 1
-        chunk.append(record)
-        if len(chunk) == 256:  # landmarks run batched
-            add(chunk)
-            chunk = []
-    add(chunk)
+                    face_models = {"detector": FaceDetector(), "landmarker": FaceLandmarker()}
+                chunk = _prepare_chunk(cfg, reader, entries[first : first + CHUNK_RECORDS], queued, face_models)
+                atomic_write(path, lambda tmp, chunk=chunk: _save_arrays(tmp, chunk))
+                prepared_images += int(chunk["queued"].sum())
+                prepared_faces += int(chunk["taken"].sum())
+            queued += chunk["queued"]
+            chunks.append(chunk)
+            bar.update(int(chunk["queued"].sum()))
+    elapsed = time.time() - started
+    if done_before and not announced:
+        log.info("resuming the preparation: all %d images were already prepared (%s)", done_before, partial)
+    taken_per_domain = np.zeros(n_domains, np.int64)
+    for chunk in chunks:
+        taken_per_domain += chunk["taken"]
+    taken = dict(zip(cfg.domains, taken_per_domain.tolist()))
     missing = [d for d, n in taken.items() if n == 0]
     if missing:
         raise ValueError(f"{cfg.data}: no usable images of {', '.join(missing)} (splits={cfg.splits}); found {taken}")
+    no_face = sum(len(c["no_face"]) for c in chunks)
     if no_face:
-        log.warning("%d images without a face were left out", no_face)
+        log.warning("%d of %d images without a face were left out", no_face, int(queued.sum()))
+    if prepared_images:
+        log.info("prepared %d faces from %d images in %.1f s (%.1f faces/s)", prepared_faces, prepared_images,
+                 elapsed, prepared_faces / max(elapsed, 1e-9))
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([c[name] for c in chunks])
+
+    landmarks = joined("landmarks")
     data = TrainingSet(
-        images=torch.from_numpy(np.stack(images)),
-        domains=torch.tensor(domains, dtype=torch.int64),
+        images=torch.from_numpy(joined("images")),
+        domains=torch.from_numpy(joined("domains")),
         domain_names=tuple(cfg.domains),
-        parts=torch.tensor(parts, dtype=torch.int64) if cfg.method == "parts" else None,
+        parts=torch.from_numpy(joined("parts")) if cfg.method == "parts" else None,
         part_names=PART_NAMES if cfg.method == "parts" else (),
-        landmarks=torch.from_numpy(np.stack(points_aligned)) if points_aligned else None,
+        landmarks=torch.from_numpy(landmarks) if len(landmarks) else None,
     )
     saved = {"images": data.images, "domains": data.domains, "domain_names": list(data.domain_names)}
     if data.parts is not None:
         saved.update(parts=data.parts, part_names=list(data.part_names))
     if data.landmarks is not None:
         saved.update(landmarks=data.landmarks)
-    atomic_write(cache, lambda tmp: torch.save(saved, tmp))
+    atomic_write(cache, lambda tmp: _save_tensors(tmp, saved))
+    shutil.rmtree(partial, ignore_errors=True)
     log.info("training set: %s; cached at %s", data.counts(), cache)
     return data
+
+
+def _save_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would add ".npz" to a name
+        np.savez(f, **arrays)
+
+
+def _save_tensors(path: str, tensors: dict) -> None:
+    with open(path, "wb") as f:  # a file object: torch.save would name the archive after the temporary file
+        torch.save(tensors, f)
+
+
+def _prepare_chunk(cfg: TrainConfig, reader, entries: list, queued: np.ndarray, face_models: dict) -> dict[str, np.ndarray]:
+    """One chunk of the index, decoded (up to cfg.max_per_class a class, counting `queued` from the
+    chunks before it), its faces found and cropped: arrays to save as they are (no pickle)."""
+    records = []
+    counts = np.zeros(len(cfg.domains), np.int64)
+    for entry in entries:
+        d = cfg.domains.index(entry.emotion)
+        if cfg.max_per_class is not None and queued[d] + counts[d] >= cfg.max_per_class:
+            continue
+        record = reader.load(entry)  # a bad file is reported by the reader and left out
+        if record is None:
+            continue
+        counts[d] += 1
+        records.append(record)
+    found = landmarks_for_records(records, **face_models) if cfg.method != "image" and records else [None] * len(records)
+    images, domains, parts, points_aligned, no_face = [], [], [], [], []
+    taken = np.zeros(len(cfg.domains), np.int64)
+    for record, marks in zip(records, found):
+        points = None if marks is None else marks.points
+        if cfg.method != "image" and points is None:
+            source = record.path or record.source_id
+            reader.report.add(source, f"{_no_face_reason(marks.reason)}; not used")
+            no_face.append(source)
+            continue
+        for crop in crops_for(cfg.method, record.image, points, cfg.size, cfg.part_margin):
+            pixels = crop.pixels
+            images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
+            domains.append(cfg.domains.index(record.emotion))
+            if crop.part is not None:
+                parts.append(PART_NAMES.index(crop.part))
+            if crop.aligned_landmarks is not None:
+                points_aligned.append(crop.aligned_landmarks.astype(np.float32))
+        taken[cfg.domains.index(record.emotion)] += 1
+    side = (cfg.channels, cfg.size, cfg.size)
+    return {
+        "images": np.stack(images) if images else np.zeros((0, *side), np.uint8),
+        "domains": np.array(domains, np.int64),
+        "parts": np.array(parts, np.int64),
+        "landmarks": np.stack(points_aligned) if points_aligned else np.zeros((0, 68, 2), np.float32),
+        "queued": counts,
+        "taken": taken,
+        "no_face": np.array(no_face, dtype=str),
+    }
+
+
+@contextlib.contextmanager
+def _logging_beside(bar):
+    """Log lines printed above the progress bar rather than through it."""
+    if bar.disable:
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():
+        yield
 
 
 class DomainSampler:

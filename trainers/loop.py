@@ -79,14 +79,15 @@ class GANTrainer:
     """Subclasses fill `self.nets` (name -> module; the generator is "G"), `self.opts`
     (name -> optimizer) and implement the steps."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, data: TrainingSet | None = None, resume: bool = False):
+    def __init__(self, cfg: TrainConfig, run_dir: str | os.PathLike, data: TrainingSet | None = None, resume: bool = False,
+                 progress: bool = True):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         kind = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
         self.dist = Distributed(torch.device(kind).type)
         self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" and self.dist.world > 1 else kind)
         self.policy = parse_policy(cfg.diffaug)
-        self.data = data if data is not None else build_training_set(cfg)
+        self.data = data if data is not None else build_training_set(cfg, progress=progress and self.dist.main)
         # seeded after the data: building the cache runs the face nets, which draw from torch's
         # RNG, so a run that builds it and one that reads it must start from the same state
         torch.manual_seed(cfg.seed)
