@@ -207,3 +207,19 @@ def test_train_help_lists_the_families_not_their_flags():
     for name in MODELS:
         assert re.search(rf"^\s+{re.escape(name)}\s+\S", out.stdout, re.M), (name, out.stdout)
     assert "--lambda-gp" not in out.stdout and "--code-dim" not in out.stdout
+
+
+def test_a_damaged_or_foreign_chunk_is_prepared_again(tiny_faces, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(training_data, "CHUNK_RECORDS", 3)
+    cfg = TrainConfig(model="stargan", data=str(tiny_faces), method="face", size=16, cache_dir=str(tmp_path / "c"))
+    whole = training_data.build_training_set(
+        TrainConfig(model="stargan", data=str(tiny_faces), method="face", size=16, cache_dir=str(tmp_path / "w")), progress=False)
+    partial = training_data.partial_path(training_data.cache_path(cfg))
+    partial.mkdir(parents=True)
+    (partial / "chunk-000000.npz").write_bytes(b"not an npz")
+    with open(partial / "chunk-000001.npz", "wb") as f:  # another chunking's chunk: other entries
+        np.savez(f, span=np.array([8, 8, 99]), queued=np.array([5, 5]))
+    with caplog.at_level("WARNING", logger="fxaug.trainers"):
+        again = training_data.build_training_set(cfg, progress=False)
+    assert "chunk-000000.npz: unreadable" in caplog.text and "chunk-000001.npz: from another chunking" in caplog.text
+    assert torch.equal(again.images, whole.images) and torch.equal(again.domains, whole.domains)

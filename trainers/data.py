@@ -222,9 +222,11 @@ def _prepare(cfg: TrainConfig, cache: Path, progress: bool) -> TrainingSet:
             if cap is not None and (queued >= cap).all():
                 break
             path = partial / f"chunk-{k:06d}.npz"
-            if path.is_file():
-                with np.load(path, allow_pickle=False) as saved:
-                    chunk = {name: saved[name] for name in saved.files}
+            # which entries of how large an index the chunk holds: one cut from another chunking or
+            # another index is prepared afresh
+            span = np.array([first, min(CHUNK_RECORDS, len(entries) - first), len(entries)], np.int64)
+            chunk = _read_chunk(path, span)
+            if chunk is not None:
                 done_before += int(chunk["queued"].sum())
             else:
                 if done_before and not announced:
@@ -235,6 +237,7 @@ def _prepare(cfg: TrainConfig, cache: Path, progress: bool) -> TrainingSet:
 
                     face_models = {"detector": FaceDetector(), "landmarker": FaceLandmarker()}
                 chunk = _prepare_chunk(cfg, reader, entries[first : first + CHUNK_RECORDS], queued, face_models)
+                chunk["span"] = span
                 atomic_write(path, lambda tmp, chunk=chunk: _save_arrays(tmp, chunk))
                 prepared_images += int(chunk["queued"].sum())
                 prepared_faces += int(chunk["taken"].sum())
@@ -279,6 +282,23 @@ def _prepare(cfg: TrainConfig, cache: Path, progress: bool) -> TrainingSet:
     shutil.rmtree(partial, ignore_errors=True)
     log.info("training set: %s; cached at %s", data.counts(), cache)
     return data
+
+
+def _read_chunk(path: Path, span: np.ndarray) -> dict[str, np.ndarray] | None:
+    """A chunk a previous run wrote, if it holds the entries `span` names; else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            chunk = {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError) as e:  # written atomically, so only a foreign or damaged file
+        log.warning("%s: unreadable (%s); preparing its images again", path, e)
+        return None
+    if not np.array_equal(chunk.get("span"), span):
+        log.warning("%s: from another chunking or index (entries %s, not %s); preparing its images again",
+                    path, chunk.get("span", np.array([])).tolist(), span.tolist())
+        return None
+    return chunk
 
 
 def _save_arrays(path: str, arrays: dict[str, np.ndarray]) -> None:

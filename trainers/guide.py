@@ -13,6 +13,7 @@ generator's own aligned crops, with augmentation. `check_not_judge` refuses any 
 from __future__ import annotations
 
 import argparse
+import logging
 import hashlib
 import json
 import sys
@@ -102,30 +103,32 @@ def main(argv: list[str] | None = None) -> int:
     from .data import build_training_set
 
     p = argparse.ArgumentParser(description="Train the guide classifier for in-context synthesis.")
-    p.add_argument("--data", required=True)
-    p.add_argument("--splits", default="Training")
+    p.add_argument("--data", required=True, help="the dataset: any layout fxaug reads, or a prepared .npz")
+    p.add_argument("--splits", default="Training", help="splits to read, comma-separated (default: Training)")
     p.add_argument("--domains", default=",".join(E.EMOTIONS), help="the classes (default: all eight FERPlus classes)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=48)
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--widths", default="16,32,64")
+    p.add_argument("--out", required=True, help="run directory: options.json, metrics.jsonl, guide/")
+    p.add_argument("--size", type=int, default=48, help="face side in pixels, the generator's (default: 48)")
+    p.add_argument("--epochs", type=int, default=8, help="passes over the training faces (default: 8)")
+    p.add_argument("--batch", type=int, default=128, help="faces per batch (default: 128)")
+    p.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate, one-cycle schedule (default: 0.05)")
+    p.add_argument("--widths", default="16,32,64", help="channels of each stage, comma-separated (default: 16,32,64)")
     p.add_argument("--holdout", type=float, default=0.05, help="share of the faces kept out to validate")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    p.add_argument("--cache-dir", default=None, help="where prepared training sets are cached (shared with fxaug train)")
     p.add_argument("--max-per-class", type=int, default=None, help="at most this many faces of each class")
+    p.add_argument("-q", "--quiet", action="store_true", help="log errors only, no progress bar")
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="fxaug: %(levelname)s: %(message)s")
 
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "options.json").write_text(json.dumps(vars(args), indent=2) + "\n")
+    (out / "options.json").write_text(json.dumps({k: v for k, v in vars(args).items() if k != "quiet"}, indent=2) + "\n")
     # the generator's own crops: aligned faces by the regions method
     cfg = TrainConfig(model="inpaint", method="regions", data=args.data, splits=args.splits or None, domains=args.domains,
                       size=args.size, cache_dir=args.cache_dir, max_per_class=args.max_per_class)
-    data = build_training_set(cfg)
+    data = build_training_set(cfg, progress=not args.quiet)
     labels = data.domains.clone()
     order = torch.randperm(len(labels), generator=g)
     n_val = int(len(order) * args.holdout)
