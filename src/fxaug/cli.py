@@ -80,9 +80,13 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "transfer",
         help="give faces in images a target expression",
-        description="Give the face in each image the target expression; one output per input, "
-        "with the same file name, in --out. Inputs are never modified; images without a face "
-        "are copied unchanged and reported.",
+        description="Give the face in each image the target expression; one output per input in "
+        "--out, at the input's path relative to the folder given (for loose files, to the files' "
+        "common folder: a/x.png and b/x.png become OUT/a/x.png and OUT/b/x.png). Formats fxaug "
+        "does not write (.gif, .ppm, ...) come out as .png. Inputs are never modified; images "
+        "without a face are copied unchanged and reported. Existing files are never replaced "
+        "unless --overwrite: transfer refuses to start when any output file already exists, and "
+        "when two inputs would share an output.",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders of images")
     p.add_argument("--to", required=True, dest="target", help="target emotion (e.g. happy)")
@@ -90,56 +94,151 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, help="default: the model's own")
     p.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full (default)")
     p.add_argument("--out", default="transferred", help="output folder (default: ./transferred)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files that already exist in --out (without it, transfer refuses to start when any "
+                   "output file exists); an input is never replaced")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (-q also silences it)")
     p.set_defaults(run=run_transfer)
 
 
 def run_transfer(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
+
+    from tqdm.auto import tqdm
 
     from . import emotions as E
-    from .data import IMAGE_EXTENSIONS, BadInput, decode_image
+    from .data import BadInput, decode_image
     from .io import write_image
     from .models import select_model
     from .pipeline import ExpressionPipeline
 
     target = E.canonical(args.target)
+    files = _transfer_plan(args.inputs, args.out, overwrite=args.overwrite)
     model = args.model or select_model(target, args.method)
     pipe = ExpressionPipeline(model, method=args.method, device=args.device, batch_size=args.batch_size)
     pipe.check_target(target)
-    out = Path(args.out)
-    files: list[tuple[Path, Path]] = []  # (input, output name relative to --out)
-    for item in map(Path, args.inputs):
-        if item.is_dir():
-            for path in sorted(item.rglob("*")):
-                if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
-                    files.append((path, path.relative_to(item)))
-        else:
-            files.append((item, Path(item.name)))
-    for path, rel in files:
-        if (out / rel).resolve() == path.resolve():
-            raise ValueError(f"{path}: the output would overwrite the input; choose another --out")
+    out = _writable_folder(args.out)
     done = failed = no_face = 0
+    bar = tqdm(total=len(files), desc="transfer", unit="image", disable=args.quiet or args.no_progress)
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
         images, kept = [], []
-        for path, rel in chunk:
+        for path, output in chunk:
             try:
                 images.append(decode_image(path, color="native")[0])
-                kept.append((path, rel))
+                kept.append((path, output))
             except BadInput as err:
-                print(f"fxaug: skipped {path}: {err}", file=sys.stderr)
+                tqdm.write(f"fxaug: skipped {path}: {err}", file=sys.stderr)
                 failed += 1
-        for (path, rel), result in zip(kept, pipe.transfer(images, target, args.strength)):
+                bar.update()
+        for (path, output), result in zip(kept, pipe.transfer(images, target, args.strength)):
             if not result.found:
-                print(f"fxaug: {path}: {result.reason}; written unchanged", file=sys.stderr)
+                tqdm.write(f"fxaug: {path}: {result.reason}; written unchanged", file=sys.stderr)
                 no_face += 1
-            write_image(out / rel, result.image)
-            done += 1
-    print(f"wrote {done} images to {out}{os.sep} ({no_face} without a face, unchanged; {failed} unreadable, skipped)")
+            if output.exists() and not args.overwrite:  # appeared while this run worked
+                tqdm.write(f"fxaug: skipped {path}: {output} appeared meanwhile; not replaced (--overwrite "
+                           f"replaces it)", file=sys.stderr)
+                failed += 1
+            else:
+                try:
+                    write_image(output, result.image)
+                except OSError as err:
+                    bar.close()
+                    raise OutputError(f"{output}: cannot write ({err.strerror or err}); {done} of {len(files)} "
+                                      f"images were written before it") from None
+                done += 1
+            bar.update()
+            bar.set_postfix_str(f"written={done}, no face={no_face}, skipped={failed}", refresh=False)
+    bar.close()
+    print(f"wrote {done} images to {out}{os.sep} ({no_face} without a face, unchanged; {failed} unreadable or "
+          f"in the way, skipped)")
     return 0 if done or not files else 1
+
+
+class OutputError(ValueError):
+    """An output that cannot be written (read-only or full --out, a file in the way)."""
+
+
+def _transfer_plan(inputs: list[str], out_dir: str, overwrite: bool = False):
+    """(input, output path) for every image to transfer, before anything is loaded or written.
+
+    Outputs keep the inputs' relative paths: a file below a folder given keeps its path under
+    that folder; when the inputs come from several folders, every path is taken from their
+    common folder, so a/x.png and b/x.png stay two files. The same file named twice is one
+    input. Refuses (ValueError) two inputs that would share an output, an output that is an
+    input, and, without `overwrite`, an output that exists."""
+    import os
+    from pathlib import Path
+
+    from .data import IMAGE_EXTENSIONS
+    from .io import image_output_path
+
+    found: list[tuple[Path, Path]] = []  # (input, its anchor: the folder given, or the file's folder)
+    for item in map(Path, inputs):
+        anchor = Path(os.path.abspath(item))
+        if item.is_dir():
+            for path in sorted(item.rglob("*")):
+                if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
+                    found.append((path, anchor))
+        else:  # a file; one that cannot be read is reported and skipped when decoded
+            found.append((item, anchor.parent))
+    anchors = {anchor for _, anchor in found}
+    common = Path(os.path.commonpath([str(a) for a in anchors])) if len(anchors) > 1 else None
+    out = Path(out_dir)
+    by_output: dict[Path, Path] = {}
+    seen: set[str] = set()
+    files: list[tuple[Path, Path]] = []
+    for path, anchor in found:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue  # the same file named twice (a folder and a file in it, or twice over)
+        seen.add(real)
+        rel = Path(os.path.abspath(path)).relative_to(common or anchor)
+        output = image_output_path(out / rel)
+        key = Path(os.path.normcase(os.path.abspath(output)))
+        if key in by_output:
+            raise ValueError(f"{by_output[key]} and {path} would both be written to {output}; transfer them "
+                             f"to different --out folders, or rename one")
+        by_output[key] = path
+        files.append((path, output))
+    inputs_real = {os.path.realpath(p) for p, _ in files}
+    for path, output in files:
+        if os.path.realpath(output) in inputs_real or (output.exists() and _same_file(output, path)):
+            raise ValueError(f"{output}: the output would overwrite the input {path}; choose another --out")
+    if not overwrite:
+        existing = [output for _, output in files if output.exists() or output.is_symlink()]
+        if existing:
+            shown = ", ".join(str(p) for p in existing[:3]) + (f" and {len(existing) - 3} more" if len(existing) > 3 else "")
+            raise FileExistsError(f"{len(existing)} output file(s) exist already: {shown}; transfer never replaces a "
+                                  f"file unless --overwrite (or choose another --out)")
+    return files
+
+
+def _same_file(a, b) -> bool:
+    import os
+
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _writable_folder(folder: str):
+    """--out, created if needed, after checking that a file can be written there: a read-only
+    or unusable --out is one clear error before any work."""
+    import tempfile
+    from pathlib import Path
+
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write there ({err.strerror or err})") from None
+    return out
 
 
 @command

@@ -42,14 +42,19 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def image_output_path(path: str | os.PathLike) -> Path:
+    """The file `write_image(path, ...)` writes: `path`, or `path` with .png when its extension
+    names no format fxaug writes (a .gif input comes out as .png)."""
+    path = Path(path)
+    return path if path.suffix.lower() in _FORMATS else path.with_suffix(".png")
+
+
 def write_image(path: str | os.PathLike, pixels: np.ndarray, quality: int = 95) -> Path:
     """Save uint8 H x W or H x W x 3 pixels in the format the extension names (PNG when it names
-    none we write)."""
+    none we write; `image_output_path` says which file that is)."""
     from PIL import Image
 
-    path = Path(path)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        path, fmt = path.with_suffix(".png"), "PNG"
+    path = image_output_path(path)
+    fmt = _FORMATS[path.suffix.lower()]
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     return atomic_write(path, lambda tmp: Image.fromarray(np.asarray(pixels)).save(tmp, format=fmt, **options))
