@@ -453,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"fxaug: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only or full disk, a folder in the way: one line, not a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"fxaug: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("fxaug: interrupted", file=sys.stderr)
         return 130
