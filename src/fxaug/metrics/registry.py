@@ -53,6 +53,7 @@ class MetricContext:
     device: str | torch.device = "cpu"
     batch_size: int = 64
     inception_path: str | None = None
+    trust_inception: bool = False  # load an Inception file whose digest is not the known one
     judge: Any = None
     _identity: Any = field(default=None, repr=False)
     _feature_modules: dict = field(default_factory=dict, repr=False)
@@ -78,7 +79,8 @@ class MetricContext:
             from .fid import feature_module
 
             judge = self.get_judge() if space == "judge" else None
-            self._feature_modules[space] = feature_module(space, inception_path=self.inception_path, judge=judge)
+            self._feature_modules[space] = feature_module(space, inception_path=self.inception_path, judge=judge,
+                                                          trust_inception=self.trust_inception)
         return self._feature_modules[space]
 
     def features(self, space: str, images, description: str = ""):
