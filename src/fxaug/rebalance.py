@@ -1,42 +1,79 @@
 """`fxaug rebalance`: fill rare emotion classes with synthesized faces.
 
-Plan: count the classes (from the dataset's index), set a goal per class (default: the largest
-class's count; `target`), and list, for every missing face, a job (source face, target emotion,
-seed) in a fixed order: sources of the classes the model translates from, neutral first, each
-class's sources in a seeded shuffled order, cycling (at most `max_per_source` uses each).
-Run: jobs go through the pipeline in batches; an output is kept unless it has no face or the
-judge's confidence in its target is below `min_confidence`, in which case the next spare job
-of that class takes its place. Everything is deterministic, so a run can stop anywhere
-(Ctrl-C, kill -9) and `resume=True` finishes it with exactly the files an uninterrupted run
-writes: every output is written atomically under a name fixed by its job, then recorded in
-manifest.jsonl (one line per job, kept or not), and a resumed run skips recorded jobs.
+Plan: count the classes (the readable images of each), set a goal per class (default: the
+largest class's count; `target`), and list, for every missing face, a job (source face, target
+emotion, seed) in a fixed order: sources of the classes the model translates from, neutral
+first, each class's sources in a seeded shuffled order, cycling (at most `max_per_source` uses
+each). Run: jobs go through the pipeline in windows of consecutive jobs (at most `batch_size`
+jobs and `window_pixels` source pixels, so a few huge photos do not take 64 places in memory);
+an output is kept unless it has no face or the judge's confidence in its target is below
+`min_confidence`, in which case the next spare job of that class takes its place.
 
-Output: OUT/<class>/ holds the originals (copied, or hard-linked with link=True) and the
-synthesized faces (fxaug-<class>-<job>.png); OUT/manifest.jsonl; OUT/summary.json.
+Everything is deterministic (windows depend only on the plan and the data, never on what a run
+did before), so a run can stop anywhere (Ctrl-C, kill -9, a full disk) and `resume=True`
+finishes it with exactly the files an uninterrupted run writes: every output is written
+atomically under a name fixed by its job, then recorded in manifest.jsonl with its content
+digest (one line per job, kept or not), and a resumed run skips recorded jobs whose files are
+still there, unchanged. One run at a time: OUT/.fxaug.lock is held (an OS lock, released
+by the kernel when the process dies, so a killed run never blocks its --resume).
+
+Output: OUT/<class>/ holds the originals (copied, or hard-linked with link=True) at their path
+below their class folder (neutral/s1/img1.png -> OUT/neutral/s1/img1.png) and the synthesized
+faces (OUT/<class>/fxaug-<class>-<job>.png, a name space no original takes); OUT/plan.json
+(the settings, the model's content digest and the plan); OUT/originals.jsonl (each copied
+original with its digest); OUT/manifest.jsonl; OUT/summary.json. Files fxaug did not write are
+never overwritten nor counted.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import json
 import logging
 import os
-import shutil
-from collections import Counter
+import re
+import socket
+import sys
+import time
+from collections import Counter, defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import emotions as E
-from .data import open_dataset
+from .data import IMAGE_EXTENSIONS, open_dataset
 from .data.records import Entry
-from .io import atomic_write, write_image, write_text
+from .io import atomic_write, write_text
 
 log = logging.getLogger("fxaug.rebalance")
 MANIFEST = "manifest.jsonl"
 SUMMARY = "summary.json"
 PLAN = "plan.json"
+ORIGINALS = "originals.jsonl"
+LOCK = ".fxaug.lock"
+# Source pixels decoded at once: 64 FER faces are 0.15 M; 16 M is 16 one-megapixel photos
+# (the pipeline needs ~120 bytes a pixel at its peak: ~2 GB).
+WINDOW_PIXELS = 16_000_000
+# fxaug.io.atomic_write's temporary files: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# the synthesized faces' name space (first path component below a class folder), and names an
+# original must be moved out of (one more leading "_": an injective escape)
+_SYNTHESIZED_SPACE = re.compile(r"^_*fxaug-", re.IGNORECASE)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_LIST_LIMIT = 200  # problems listed one by one in summary.json; the count is always whole
+
+
+class OutputInUse(RuntimeError):
+    """Another process holds the output folder's lock."""
+
+
+class ForeignFile(FileExistsError):
+    """A file fxaug did not write stands where this run would write (never overwritten)."""
 
 
 @dataclass
@@ -50,6 +87,11 @@ class Job:
     @property
     def filename(self) -> str:
         return f"fxaug-{self.target}-{self.job:06d}.png"
+
+    @property
+    def file(self) -> str:
+        """The output's path relative to OUT."""
+        return f"{self.target}/{self.filename}"
 
 
 @dataclass
@@ -114,37 +156,392 @@ def candidate_jobs(target: str, sources: list[str], by_class: dict[str, list[str
         rounds += 1
 
 
-def _read_manifest(path: Path) -> list[dict]:
-    """Recorded jobs; a torn last line (a kill mid-write) is dropped and truncated away."""
+def job_windows(jobs: Iterable[Job], pixels_of: Callable[[str], int], batch_size: int,
+                window_pixels: int | None) -> Iterator[list[Job]]:
+    """Consecutive jobs in windows of at most `batch_size` jobs and `window_pixels` source
+    pixels (a window always takes its first job, however large). A window's composition
+    depends only on the job order (the plan) and the sources' sizes (the data): a resumed run
+    cuts the very same windows as an uninterrupted one, so the generator sees the same batches."""
+    window: list[Job] = []
+    pixels = 0
+    for job in jobs:
+        n = pixels_of(job.source_id)
+        if window and (len(window) >= batch_size or (window_pixels is not None and pixels + n > window_pixels)):
+            yield window
+            window, pixels = [], 0
+        window.append(job)
+        pixels += n
+    if window:
+        yield window
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+def _record_problem(record: Any) -> str | None:
+    """Why a manifest line cannot be trusted, or None when it can: every key of the right type,
+    and a kept face's file exactly the one its job writes, with a content digest."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, kind in (("target", str), ("job", int), ("source_id", str), ("source_label", str), ("seed", int),
+                      ("kept", bool)):
+        if key not in record:
+            return f"no {key!r}"
+        value = record[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{key!r} is {value!r}, not a {kind.__name__}"
+    if record["target"] not in E.EMOTIONS:
+        return f"'target' {record['target']!r} is not an emotion"
+    if record["job"] < 0:
+        return f"'job' {record['job']} is negative"
+    if record["kept"]:
+        expected = f"{record['target']}/fxaug-{record['target']}-{record['job']:06d}.png"
+        if record.get("file") != expected:
+            return f"'file' is {record.get('file')!r}, not {expected!r}, the only file its job writes"
+        digest = record.get("sha256")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            return "a kept face without a content digest ('sha256'; written by an older fxaug?): made again"
+    return None
+
+
+def _read_manifest(path: Path) -> tuple[dict[tuple[str, int], dict], list[str], int]:
+    """Recorded jobs by (target, job) (a job recorded twice: the last line wins), the lines
+    that were ignored and why, and how many duplicate lines there were. A torn last line (a kill
+    mid-write) is truncated away; a whole last line missing only its newline gets one."""
     if not path.is_file():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    records, good = [], 0
-    for line in lines:
-        if not line.strip():
-            good += len(line) + 1
-            continue
+        return {}, [], 0
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    tail = lines.pop()  # what follows the last newline: b"" in a whole file
+    records: dict[tuple[str, int], dict] = {}
+    problems: list[str] = []
+    duplicates = 0
+
+    def take(number: int, line: bytes) -> bool:
+        nonlocal duplicates
         try:
-            records.append(json.loads(line))
-            good += len(line) + 1
-        except json.JSONDecodeError:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        why = _record_problem(record)
+        if why:
+            problems.append(f"{path} line {number}: {why}; ignored")
+            return True
+        key = (record["target"], record["job"])
+        duplicates += key in records
+        records[key] = record
+        return True
+
+    for number, line in enumerate(lines, 1):
+        if line.strip() and not take(number, line):
+            problems.append(f"{path} line {number}: not JSON; ignored")
+    if tail.strip():
+        if take(len(lines) + 1, tail):
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(len(data) - len(tail))
+    return records, problems, duplicates
+
+
+def _record(manifest, job: Job, *, kept: bool, method: str, model: str, reason: str | None = None,
+            score: float | None = None, sha256: str | None = None) -> None:
+    line = {**asdict(job), "kept": kept, "method": method, "model": model, "judge_score": score,
+            "file": job.file if kept else None}
+    if kept:
+        line["sha256"] = sha256
+    if reason:
+        line["reason"] = reason
+    manifest.write(json.dumps(line) + "\n")
+    manifest.flush()
+    os.fsync(manifest.fileno())
+
+
+# -- names of the copied originals -----------------------------------------------------------
+
+def original_name(source_id: str, ext: str, class_folders: bool, split: str | None = None) -> str:
+    """A copied original's path below OUT/<class>/ ("/"-separated), before name clashes are
+    settled (`original_names`). Class folders: the path below the class folder (the split
+    folder, when there is one, comes first: train/neutral/s1/x.png -> train/s1/x.png). Tables:
+    "file.csv:ROW" -> file-ROW.png; AffectNet "file.csv:REL/PATH" -> REL/PATH. A first
+    component in the synthesized faces' name space (fxaug-...) gets one more leading "_"."""
+    text = source_id.replace("\\", "/")
+    if class_folders:
+        parts = [p for p in text.split("/") if p not in ("", ".")]
+        if len(parts) >= 2:
+            del parts[1 if split is not None and len(parts) >= 3 else 0]  # the output has its own class folder
+    else:
+        head, sep, tail = text.partition(":")
+        if sep and tail.isdigit():
+            parts = [f"{Path(head).stem}-{tail}"]
+        else:
+            parts = [p for p in (tail if sep else text).split("/") if p not in ("", ".")]
+    # hidden names would be skipped by every reader, and ".." must not climb out of the folder
+    parts = ["_" + p if p.startswith(".") else p.replace(":", "_") for p in parts] or ["unnamed"]
+    if _SYNTHESIZED_SPACE.match(parts[0]):
+        parts[0] = "_" + parts[0]
+    name = "/".join(parts)
+    return name if os.path.splitext(parts[-1])[1].lower() in IMAGE_EXTENSIONS else name + ext
+
+
+def original_names(entries: Iterable[Entry], class_folders: bool) -> dict[str, str]:
+    """source_id -> path below OUT/<class>/ for every entry: unique (also where a file system
+    ignores case), and stable (a function of the dataset's ids only). Sources that would still
+    meet (class folders that are aliases, happy/ and Happiness/; names differing only in case)
+    each get a short digest of their id before the extension."""
+    names, emotion = {}, {}
+    for entry in entries:
+        ext = os.path.splitext(entry.path)[1].lower() if entry.path else ".png"
+        name = original_name(entry.source_id, ext, class_folders, entry.split)
+        if not entry.path and not name.lower().endswith(".png"):
+            name += ".png"  # written from pixels: always PNG
+        names[entry.source_id], emotion[entry.source_id] = name, entry.emotion
+
+    def clashes() -> set[str]:
+        by_key: dict[tuple[str, str], list[str]] = defaultdict(list)
+        folders: set[tuple[str, str]] = set()
+        for sid, name in names.items():
+            by_key[(emotion[sid], name.casefold())].append(sid)
+            parts = name.casefold().split("/")
+            folders.update((emotion[sid], "/".join(parts[:i])) for i in range(1, len(parts)))
+        return {sid for key, ids in by_key.items() for sid in ids if len(ids) > 1 or key in folders}
+
+    for sid in clashes():
+        stem, ext = os.path.splitext(names[sid])
+        names[sid] = f"{stem}~{hashlib.sha1(sid.encode()).hexdigest()[:10]}{ext}"
+    left = clashes()
+    if left:
+        raise ValueError(f"cannot give {len(left)} originals unique names (e.g. {sorted(left)[:3]})")
+    return names
+
+
+# -- the output folder -----------------------------------------------------------------------
+
+@contextmanager
+def output_lock(out: Path):
+    """Hold OUT/.fxaug.lock for the run: an OS lock (flock), which the kernel releases when the
+    process ends however it ends, so a lock file left by a killed run never blocks. The file
+    names the holder (pid, host, start, command) for the message another run prints."""
+    path = out / LOCK
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: a portable lock, without the holder's details
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(path) + ".portable")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise OutputInUse(f"{out} is in use by another fxaug run (it holds {path}.portable); wait for it "
+                              f"to end, or stop it, then run again with --resume") from None
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(fd)
+                raise
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise OutputInUse(f"{out} is in use by another fxaug run ({holder}; it holds {path}); wait for it "
+                              f"to end, or stop it, then run again with --resume") from None
+        try:  # a run that just ended may have removed the file we locked: lock the one in place
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
             break
-    size = path.stat().st_size
-    if good < size:
-        with open(path, "r+b") as f:
-            f.truncate(min(good, size))
-    return records
+        os.close(fd)
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "command": " ".join(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.write(fd, (json.dumps(holder) + "\n").encode())
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
 
 
-def original_name(source_id: str, ext: str, class_folders: bool) -> str:
-    """A copied original's file name: class folders keep the file's name (split folders above
-    the class become a prefix: train__x.png); other formats flatten the whole id."""
-    parts = source_id.replace("\\", "/").split("/")
-    if class_folders and len(parts) >= 2:
-        parts = parts[:-2] + parts[-1:]  # drop the class folder: the output has its own
-    stem = "__".join(parts).replace(":", "_")
-    return stem if os.path.splitext(stem)[1] else stem + ext
+def _lock_holder(fd: int) -> str:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return (f"pid {holder['pid']} on {holder['host']}, started {holder['started']}: "
+                f"{holder.get('command') or 'fxaug'}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "pid unknown: it is just starting"
 
+
+def _overlap(out: Path, dataset, reader) -> str | None:
+    """Why --out may not be used with this dataset: it is the dataset, lies inside it, or holds it."""
+    if not isinstance(dataset, (str, os.PathLike)):
+        return None
+    roots = {os.path.realpath(dataset)} | {os.path.realpath(getattr(reader, a)) for a in ("root", "image_root")
+                                          if isinstance(getattr(reader, a, None), (str, os.PathLike))}
+    target = os.path.realpath(out)
+    for root in sorted(roots):
+        if target == root:
+            return f"--out {out} is the dataset ({root}); write the rebalanced set elsewhere"
+        common = os.path.commonpath([target, root])
+        if common == root:
+            return f"--out {out} lies inside the dataset ({root}): its outputs would become inputs; choose a folder outside it"
+        if common == target:
+            return f"the dataset ({root}) lies inside --out {out}; choose a folder that does not hold the dataset"
+    return None
+
+
+def _stale_temp_files(out: Path) -> tuple[int, int]:
+    """Remove the temporary files (atomic_write's pattern) that killed runs left in OUT."""
+    n = size = 0
+    for folder, dirs, files in os.walk(out):
+        for name in files:
+            if _TEMP_NAME.match(name):
+                path = os.path.join(folder, name)
+                try:
+                    size += os.lstat(path).st_size
+                    os.unlink(path)
+                    n += 1
+                except FileNotFoundError:
+                    pass
+    if n:
+        log.warning("removed %d temporary files (%.1f MB) left in %s by an interrupted run", n, size / 1e6, out)
+    return n, size
+
+
+def _sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _png_bytes(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write_new(path: Path, data: bytes, what: str) -> str:
+    """Write `data` at `path` atomically, unless a file is there: one with these very bytes is
+    this run's own (written before a kill, not yet recorded); any other is never replaced."""
+    digest = hashlib.sha256(data).hexdigest()
+    if path.is_symlink() or path.exists():
+        if path.is_symlink() or not path.is_file() or _sha256_file(path) != digest:
+            raise ForeignFile(f"{path}: a file fxaug did not write stands where {what} goes (fxaug never replaces "
+                              f"it); move it away, then run again with --resume")
+        return digest
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return digest
+
+
+# -- the model -------------------------------------------------------------------------------
+
+def _model_reference(model) -> str:
+    """How plan.json, summary.json and the manifest name the model: a shipped model's name or
+    a checkpoint's absolute path (never a relative path, wrong from any other folder)."""
+    from .models import model_reference
+
+    if isinstance(model, (str, os.PathLike)):
+        return model_reference(model)
+    path = getattr(model, "checkpoint_path", None)
+    return model_reference(path) if path else f"<{type(model).__name__} in memory>"
+
+
+def _model_config(model) -> dict[str, Any]:
+    config = {k: v for k, v in model.config_dict().items() if not k.startswith("_")}
+    return json.loads(json.dumps(config))
+
+
+def model_digest(model) -> str:
+    """The content digest of a loaded generator: its config and every tensor (names, dtypes,
+    shapes, bytes). The same weights and config give the same digest however the model was
+    named (shipped name, relative or absolute path, a copy elsewhere)."""
+    import torch
+
+    h = hashlib.sha256(json.dumps(_model_config(model), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"\n{name} {t.dtype} {tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + h.hexdigest()
+
+
+def _model_contract(model) -> tuple[list[tuple[str | None, str]], tuple[str, ...]]:
+    """(translations, methods) of a model, for the dry run: read from its config.json and built
+    on PyTorch's meta device (no weights read, no memory for them), so a plan needs no generator."""
+    if not isinstance(model, (str, os.PathLike)):
+        return model.translations(), model.methods
+    import torch
+
+    from .models import BUNDLED_DIR, CONFIG_NAME, MODEL_CLASSES, load_model
+    from .models.base import _check_config_types, _read_config
+
+    path = Path(model)
+    if not (path / CONFIG_NAME).is_file():
+        path = BUNDLED_DIR / os.fspath(model)
+    if not (path / CONFIG_NAME).is_file():
+        load_model(model)  # raises its error: neither a checkpoint nor a shipped model
+    config_path = path / CONFIG_NAME
+    config = _read_config(config_path)
+    model_cls = MODEL_CLASSES.get(config.get("_class_name"))
+    if model_cls is None:
+        built = load_model(path)  # raises the loader's own error, naming the file
+        return built.translations(), built.methods
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
+    config = {k: v for k, v in config.items() if k in fields}
+    _check_config_types(config_path, model_cls.config_class, config)
+    try:
+        with torch.device("meta"):
+            built = model_cls(model_cls.config_class(**config))
+    except Exception:  # a family that cannot be built without data: load it whole
+        built = load_model(path)
+    return built.translations(), built.methods
+
+
+def _settings_differences(saved: dict, now: dict) -> list[str]:
+    """What differs between the run in OUT (plan.json) and this one; keys an older fxaug did
+    not record are not compared. The model is compared by content: the same weights and config
+    under another name or path are the same model."""
+    diffs = []
+    if "model_digest" in saved:
+        if saved["model_digest"] != now["model_digest"]:
+            old_config, new_config = saved.get("model_config"), now["model_config"]
+            if isinstance(old_config, dict) and old_config != new_config:
+                fields = sorted(k for k in set(old_config) | set(new_config) if old_config.get(k) != new_config.get(k))
+                what = f"another config (fields {', '.join(fields)})"
+            else:
+                what = "other weights (the same config)"
+            diffs.append(f"model: the run used {saved.get('model')} ({saved['model_digest'][:19]}...), "
+                         f"{now['model']} has {what} ({now['model_digest'][:19]}...)")
+    elif saved.get("model") not in (now["model"], None) and _model_reference(saved["model"]) != now["model"]:
+        diffs.append(f"model: the run used {saved.get('model')}, this one {now['model']}")
+    for key, value in now.items():
+        if key in ("model", "model_digest", "model_config", "plan") or key not in saved:
+            continue
+        old = saved[key]
+        if key == "dataset" and isinstance(old, str) and isinstance(value, str):
+            if old == value or os.path.realpath(old) == os.path.realpath(value):
+                continue
+        if old != json.loads(json.dumps(value)):
+            diffs.append(f"{key}: {old!r} in the run, {value!r} now")
+    return diffs
+
+
+# -- the run ---------------------------------------------------------------------------------
 
 def rebalance(
     dataset,
@@ -164,15 +561,22 @@ def rebalance(
     seed: int = 0,
     device: str = "auto",
     batch_size: int = 64,
+    window_pixels: int | None = WINDOW_PIXELS,
     format: str = "auto",
     progress: bool = True,
     **reader_kwargs,
 ) -> dict[str, Any]:
-    """Rebalance `dataset` into `out`; returns the summary (with dry_run, the plan)."""
+    """Rebalance `dataset` into `out`; returns the summary (with dry_run, the plan, made from
+    the dataset's index and the model's config: no image decoded, no generator loaded).
+
+    Raises OutputInUse (another run holds `out`), ForeignFile (a file fxaug did not write is in
+    the way), FileExistsError / ValueError (an unusable `out`, other settings than the run in
+    it) and OSError (a full or read-only disk: resume=True continues once it is fixed)."""
     from .models import select_model
     from .pipeline import ExpressionPipeline
 
     out = Path(out)
+    reader_kwargs.setdefault("color", "native")  # grey sources stay grey, and so do their fakes
     reader = open_dataset(dataset, format=format, **reader_kwargs)
     entries: dict[str, Entry] = {}
     by_class: dict[str, list[str]] = {}
@@ -184,21 +588,70 @@ def rebalance(
     goal = target or max(counts.values(), default=0)
     wanted = classes or [c for c in E.EMOTIONS if counts.get(c, 0) < goal] or ["happy"]
     model = model or select_model(wanted, method)
-    pipe = ExpressionPipeline(model, method=method, device=device, batch_size=batch_size)
-    plan = make_plan(counts, pipe.model.translations(), target, [E.canonical(c) for c in classes] if classes else None)
+    reference = _model_reference(model)
+    wanted_classes = [E.canonical(c) for c in classes] if classes else None
+    translations, methods = _model_contract(model)
+    if method is not None and method not in methods:
+        raise ValueError(f"this model works by the {' or '.join(repr(m) for m in methods)} method, not {method!r}")
+    index_plan = make_plan(counts, translations, target, wanted_classes)  # its errors before anything is written
     if dry_run:
-        return {"format": reader.format, "description": reader.description, **plan.to_dict()}
+        return {"format": reader.format, "description": reader.description, **index_plan.to_dict(),
+                "model": reference, "method": method or methods[0],
+                "counted_from": "the dataset's index: files that cannot be decoded are found (and left out) by the run"}
 
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise FileExistsError(f"{out} is not empty; use resume=True (--resume) to continue a run there")
+    why = _overlap(out, dataset, reader)
+    if why:
+        raise ValueError(why)
+    pipe = ExpressionPipeline(model, method=method, device=device, batch_size=batch_size)
+    judge_reference = None
+    if min_confidence is not None:
+        judge_reference = os.fspath(judge) if isinstance(judge, (str, os.PathLike)) else (
+            "ferplus-resnet" if judge is None else f"<{type(judge).__name__} in memory>")
+        if isinstance(judge, (str, os.PathLike)) and Path(judge, "config.json").is_file():
+            judge_reference = str(Path(judge).resolve())
+    settings = {
+        "dataset": str(Path(dataset).resolve()) if isinstance(dataset, (str, os.PathLike)) else reader.description,
+        "model": reference, "model_digest": model_digest(pipe.model), "model_config": _model_config(pipe.model),
+        "method": pipe.method, "plan": None, "max_per_source": max_per_source, "min_confidence": min_confidence,
+        "judge": judge_reference, "strength": strength, "seed": seed, "batch_size": batch_size,
+        "window_pixels": window_pixels,
+    }
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"dataset": str(dataset), "model": str(model), "method": pipe.method, "plan": plan.to_dict(),
-                "max_per_source": max_per_source, "min_confidence": min_confidence, "strength": strength, "seed": seed}
+    with output_lock(out):
+        return _run(reader, entries, by_class, out, pipe, settings, translations, target, wanted_classes, judge,
+                    min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
+                    progress)
+
+
+def _run(reader, entries, by_class, out: Path, pipe, settings, translations, target, wanted_classes, judge,
+         min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
+         progress) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     plan_path = out / PLAN
+    present = [p.name for p in out.iterdir() if p.name != LOCK and not _TEMP_NAME.match(p.name)]
+    if present and not resume:
+        if plan_path.is_file():
+            raise FileExistsError(f"{out} is not empty: it holds an fxaug run ({plan_path}); add --resume to "
+                                  f"continue it, or choose a new --out")
+        raise FileExistsError(f"{out} is not empty and holds no fxaug run (no {PLAN}); choose an empty or new --out")
+    if present and not plan_path.is_file():
+        raise FileExistsError(f"{out} is not empty and holds no fxaug run (no {PLAN}; it holds e.g. "
+                              f"{', '.join(sorted(present)[:3])}): --resume continues only fxaug's own runs; "
+                              f"choose an empty or new --out")
+    removed = _stale_temp_files(out)
+    saved = None
     if plan_path.is_file():
-        saved = json.loads(plan_path.read_text())
-        if saved != settings:
-            raise ValueError(f"{out} holds a run with other settings ({plan_path}); use a new --out")
+        try:
+            saved = json.loads(plan_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{plan_path}: damaged ({err}); this run's settings cannot be checked: use a new --out") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"{plan_path}: not a JSON object; this run's settings cannot be checked: use a new --out")
+        diffs = _settings_differences(saved, settings)
+        if diffs:
+            raise ValueError(f"{out} holds a run with other settings ({plan_path}): {'; '.join(diffs)}. Resume "
+                             f"with the run's own settings, or use a new --out")
     else:
         write_text(plan_path, json.dumps(settings, indent=2) + "\n")
 
@@ -206,48 +659,117 @@ def rebalance(
     if min_confidence is not None:
         from .metrics import load_judge
 
-        judge_model = judge if judge is not None and not isinstance(judge, (str, os.PathLike)) else load_judge(judge or "ferplus-resnet", device=pipe.device)
+        judge_model = judge if judge is not None and not isinstance(judge, (str, os.PathLike)) else load_judge(
+            judge or "ferplus-resnet", device=pipe.device)
 
-    # Originals first (skipped when already there: a resumed run).
-    copied = _copy_originals(reader, entries, out, link)
+    # Originals first: each checked (decoded), copied, recorded; a resumed run checks the record.
+    names = original_names(entries.values(), reader.format == "folders")
+    readable, unreadable = _copy_originals(reader, entries, names, out, link, progress)
+    by_class = {cls: [i for i in ids if i in readable] for cls, ids in by_class.items()}
+    by_class = {cls: ids for cls, ids in by_class.items() if ids}
+    plan = make_plan(Counter({c: len(ids) for c, ids in by_class.items()}), translations, target, wanted_classes)
+    plan_dict = json.loads(json.dumps(plan.to_dict()))
+    if saved is not None and saved.get("plan") is not None:
+        if saved["plan"] != plan_dict:
+            raise ValueError(f"{out}: the dataset changed since the run began (plan then: {saved['plan'].get('counts')}, "
+                             f"now: {plan_dict['counts']}); use a new --out")
+    else:
+        write_text(plan_path, json.dumps({**(saved or settings), "plan": plan_dict}, indent=2) + "\n")
 
     manifest_path = out / MANIFEST
-    done = _read_manifest(manifest_path)
-    seen = {(r["target"], r["job"]) for r in done}
-    kept = Counter(r["target"] for r in done if r["kept"])
-    total = sum(plan.to_make.values())
-    from tqdm.auto import tqdm
+    records, problems, duplicates = _read_manifest(manifest_path)
+    done: dict[tuple[str, int], dict] = {}
+    fingerprint: dict[tuple[str, int], tuple[int, int]] = {}
+    for key, record in records.items():
+        if record["kept"]:
+            file = out / record["file"]
+            state = _check_file(file, record["sha256"])
+            if state != "ok":
+                problems.append(f"{file}: recorded as kept but {state}; its job is made again")
+                continue
+            fingerprint[key] = _stat_key(file)
+        done[key] = record
+    for line in problems[:10]:
+        log.warning("%s", line)
+    if len(problems) > 10:
+        log.warning("... and %d more manifest problems (listed in %s)", len(problems) - 10, SUMMARY)
 
-    bar = tqdm(total=total, initial=sum(kept.values()), disable=not progress, desc="rebalance", unit="face")
+    sizes: dict[str, int] = {}
+
+    def pixels_of(source_id: str) -> int:
+        """A source's pixel count from its header (the same in every run: a window never
+        depends on what was decoded before)."""
+        if source_id not in sizes:
+            entry = entries[source_id]
+            try:
+                if entry.path:
+                    from PIL import Image
+
+                    with Image.open(entry.path) as im:
+                        w, h = im.size
+                    sizes[source_id] = w * h
+                else:
+                    sizes[source_id] = int(np.prod(entry.load()[0].shape[:2]))
+            except Exception:  # unreadable now: it fails to load in its window, where it is recorded
+                sizes[source_id] = 0
+        return sizes[source_id]
+
+    total = sum(plan.to_make.values())
+    already = min(total, sum(1 for r in done.values() if r["kept"]))
+    tally = Counter()
+    bar = tqdm(total=total, initial=already, disable=not progress, desc="rebalance", unit="face")
+    kept_files: dict[tuple[str, int], Path] = {}
     with open(manifest_path, "a") as manifest:
+        context = _Window(entries, reader, pipe, judge_model, min_confidence, strength, out, manifest, bar, tally,
+                          settings["model"], done, kept_files, fingerprint, problems)
         for name, need in plan.to_make.items():
             jobs = candidate_jobs(name, plan.sources[name], by_class, seed, max_per_source)
             pool = sum(len(by_class.get(c, [])) for c in plan.sources[name])
-            misses = 0  # jobs since the last kept face: a whole cycle of sources without one ends it
-            while kept[name] < need and misses < pool:
-                # Fixed windows of consecutive jobs: a resumed run sends the generator the very
-                # same batches as an uninterrupted one, so its outputs are the same bytes.
-                window = [job for _, job in zip(range(batch_size), jobs)]
-                if not window:
+            kept, misses = 0, 0  # misses: jobs since the last kept face; a whole cycle without one ends it
+            windows = job_windows(jobs, pixels_of, batch_size, window_pixels)
+            while kept < need and misses < pool:
+                window = next(windows, None)
+                if window is None:
                     break
-                if all((name, j.job) in seen for j in window):
-                    continue
-                made = _run_window(window, seen, need - kept[name], entries, reader, pipe, judge_model,
-                                   min_confidence, strength, out, manifest, bar)
-                kept[name] += made
+                made = context.run(window, need - kept)
+                kept += made
                 misses = 0 if made else misses + len(window)
     bar.close()
-    short = {c: n - kept[c] for c, n in plan.to_make.items() if kept[c] < n}
+
+    # Count what is there: every kept face's file, unchanged since it was checked or written.
+    made = Counter()
+    for key, file in kept_files.items():
+        if fingerprint.get(key) == _stat_key(file) or _check_file(file, done[key]["sha256"]) == "ok":
+            made[key[0]] += 1
+        else:
+            problems.append(f"{file}: changed or removed during the run; not counted")
+    foreign = _foreign_files(out, {out / r["file"] for r in done.values() if r["kept"]} | set(kept_files.values()))
+    if foreign:
+        log.warning("%d files in %s were not written by fxaug and are not counted (e.g. %s)", len(foreign), out,
+                    ", ".join(foreign[:3]))
+    short = {c: n - made[c] for c, n in plan.to_make.items() if made[c] < n}
+    skipped = reader.report.by_kind("skipped")
     summary = {
         "format": reader.format,
         "counts": plan.counts,
         "plan": plan.to_make,
-        "made": {c: kept[c] for c in plan.to_make},
-        "final": {c: plan.counts.get(c, 0) + kept.get(c, 0) for c in plan.counts},
+        "made": {c: made[c] for c in plan.to_make},
+        "final": {c: plan.counts.get(c, 0) + made.get(c, 0) for c in plan.counts},
         "short": short,
-        "originals_copied": copied,
+        "originals_copied": len(readable),
+        "unreadable": len(unreadable),
+        "skipped_inputs": [{"source": p.source, "reason": p.reason} for p in skipped],
         "read_report": {k: v for k, v in reader.report.to_dict().items() if k != "problems"},
-        "model": str(model),
+        "attempts": tally["attempts"],
+        "rejected": tally["rejected"],
+        "manifest_problems": len(problems),
+        "manifest_problem_list": problems[:_LIST_LIMIT],
+        "manifest_duplicate_lines": duplicates,
+        "foreign_files": len(foreign),
+        "foreign_file_list": foreign[:_LIST_LIMIT],
+        "stale_temp_files_removed": removed[0],
+        "model": settings["model"],
+        "model_digest": settings["model_digest"],
         "method": pipe.method,
     }
     write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
@@ -256,76 +778,238 @@ def rebalance(
     return summary
 
 
-def _run_window(window, seen, still_needed, entries, reader, pipe, judge, min_confidence, strength, out, manifest,
-                bar) -> int:
-    """Generate and judge a window of jobs; write and record those not done yet, until the
-    class has what it needs (later outputs of the window are dropped unrecorded). Returns how
-    many were kept."""
-    loaded = [(job, reader.load(entries[job.source_id])) for job in window]
-    usable = [(job, rec) for job, rec in loaded if rec is not None]
-    results = pipe.transfer([r.image for _, r in usable], [j.target for j, _ in usable], strength,
-                            boxes=[r.box for _, r in usable], landmarks=[r.landmarks for _, r in usable]) if usable else []
-    outcome = {job.job: res for (job, _), res in zip(usable, results)}
-    scores: dict[int, float] = {}
-    if judge is not None:
-        found = [(job, res) for (job, _), res in zip(usable, results) if res.found]
-        if found:
-            probs = judge.predict_proba([res.image for _, res in found])
-            for k, (job, _) in enumerate(found):
-                scores[job.job] = float(probs[k, judge.config.classes.index(job.target)])
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _check_file(path: Path, digest: str) -> str:
+    """'ok' when `path` is a regular file with this content digest; else 'missing' or 'changed'."""
+    if path.is_symlink() or not path.exists():
+        return "missing" if not path.is_symlink() else "replaced by a link"
+    if not path.is_file():
+        return "replaced by a folder"
+    return "ok" if _sha256_file(path) == digest else "changed (its content digest differs)"
+
+
+def _foreign_files(out: Path, ours: set[Path]) -> list[str]:
+    """Files in OUT's class folders that neither the originals ledger nor the manifest names."""
+    recorded = set(ours)
+    ledger, _ = _read_ledger(out / ORIGINALS)
+    recorded |= {out / r["file"] for r in ledger.values()}
+    found = []
+    for folder in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(root, name)
+                if not name.startswith(".") and path not in recorded:
+                    found.append(str(path.relative_to(out)))
+    return found
+
+
+def _unrecorded_before_done(window: list[Job], recorded: dict[int, dict], still_needed: int) -> bool:
+    """Whether replaying the window meets a job not recorded before the class has what it needs
+    (only then is the window generated: a finished run resumes without the generator)."""
     n_kept = 0
     for job in window:
         if n_kept >= still_needed:
-            break
-        if (job.target, job.job) in seen:
+            return False
+        record = recorded.get(job.job)
+        if record is None:
+            return True
+        n_kept += bool(record["kept"])
+    return False
+
+
+class _Window:
+    """Generates, judges, writes and records the jobs of one window (see `run`)."""
+
+    def __init__(self, entries, reader, pipe, judge, min_confidence, strength, out: Path, manifest, bar, tally: Counter,
+                 model: str, done: dict, kept_files: dict, fingerprint: dict, problems: list[str]):
+        self.entries, self.reader, self.pipe, self.judge = entries, reader, pipe, judge
+        self.min_confidence, self.strength, self.out, self.manifest = min_confidence, strength, out, manifest
+        self.bar, self.tally, self.model = bar, tally, model  # model: its reference, for the manifest
+        # shared with the run: recorded jobs, kept faces' files and their (size, mtime), problems met
+        self.done, self.kept_files, self.fingerprint, self.problems = done, kept_files, fingerprint, problems
+
+    def run(self, window: list[Job], still_needed: int) -> int:
+        """Replay the window's recorded jobs and make the others, in job order, until the class
+        has what it needs (later jobs of the window are left unrecorded, as in an uninterrupted
+        run). The whole window goes to the generator, recorded jobs too: the same batch as in an
+        uninterrupted run, so the same bytes. Returns the window's kept faces, old and new."""
+        recorded = {}
+        for job in window:
+            record = self.done.get((job.target, job.job))
+            if record is not None and (record["source_id"], record["source_label"], record["seed"]) != (
+                    job.source_id, job.source_label, job.seed):
+                self.problems.append(f"{MANIFEST}: job {job.target} {job.job} is recorded for another source or seed "
+                                     f"than this plan's; made again")
+                del self.done[(job.target, job.job)]
+                record = None
+            if record is not None:
+                recorded[job.job] = record
+        outcome, scores = self._generate(window) if _unrecorded_before_done(window, recorded, still_needed) else ({}, {})
+        n_kept = 0
+        for job in window:
+            if n_kept >= still_needed:
+                break
+            record = recorded.get(job.job)
+            if record is not None:
+                if record["kept"]:
+                    n_kept += 1
+                    self.kept_files[(job.target, job.job)] = self.out / job.file
+                continue
+            result, score = outcome.get(job.job), scores.get(job.job)
+            common = {"method": self.pipe.method, "model": self.model}
+            self.tally["attempts"] += 1
+            if result is None:
+                self._reject(job, "source unreadable", None, common)
+            elif not result.found:
+                self._reject(job, result.reason or "no face", None, common)
+            elif self.min_confidence is not None and score < self.min_confidence:
+                self._reject(job, f"judge confidence {score:.3f} < {self.min_confidence}", score, common)
+            else:
+                path = self.out / job.target / job.filename
+                digest = _write_new(path, _png_bytes(result.image), f"the face of job {job.target} {job.job}")
+                _record(self.manifest, job, kept=True, score=score, sha256=digest, **common)
+                self.done[(job.target, job.job)] = {"kept": True, "sha256": digest, "file": job.file}
+                self.fingerprint[(job.target, job.job)] = _stat_key(path)
+                self.kept_files[(job.target, job.job)] = path
+                n_kept += 1
+                self.bar.update(1)
+            self.bar.set_postfix(attempts=self.tally["attempts"], rejected=self.tally["rejected"], refresh=False)
+        return n_kept
+
+    def _reject(self, job: Job, reason: str, score, common) -> None:
+        self.tally["rejected"] += 1
+        _record(self.manifest, job, kept=False, reason=reason, score=score, **common)
+        self.done[(job.target, job.job)] = {"kept": False}
+
+    def _generate(self, window: list[Job]):
+        loaded = [(job, self.reader.load(self.entries[job.source_id])) for job in window]
+        usable = [(job, rec) for job, rec in loaded if rec is not None]
+        results = self.pipe.transfer([r.image for _, r in usable], [j.target for j, _ in usable], self.strength,
+                                     boxes=[r.box for _, r in usable], landmarks=[r.landmarks for _, r in usable]) \
+            if usable else []
+        outcome = {job.job: res for (job, _), res in zip(usable, results)}
+        scores: dict[int, float] = {}
+        if self.judge is not None:
+            found = [(job, res) for (job, _), res in zip(usable, results) if res.found]
+            if found:
+                probs = self.judge.predict_proba([res.image for _, res in found])
+                for k, (job, _) in enumerate(found):
+                    scores[job.job] = float(probs[k, self.judge.config.classes.index(job.target)])
+        return outcome, scores
+
+
+# -- originals -------------------------------------------------------------------------------
+
+def _read_ledger(path: Path) -> tuple[dict[str, dict], int]:
+    """originals.jsonl: source_id -> its record (the last line wins); and how many lines were
+    ignored (torn by a kill, or not a record of this form)."""
+    ledger, bad = {}, 0
+    if not path.is_file():
+        return ledger, bad
+    for line in path.read_bytes().split(b"\n"):
+        if not line.strip():
             continue
-        result, score = outcome.get(job.job), scores.get(job.job)
-        if result is None:
-            _record(manifest, job, kept=False, reason="source unreadable", method=pipe.method)
-        elif not result.found:
-            _record(manifest, job, kept=False, reason=result.reason or "no face", method=pipe.method)
-        elif min_confidence is not None and score < min_confidence:
-            _record(manifest, job, kept=False, reason=f"judge confidence {score:.3f} < {min_confidence}", score=score,
-                    method=pipe.method)
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if (isinstance(record, dict) and isinstance(record.get("source_id"), str) and isinstance(record.get("file"), str)
+                and isinstance(record.get("sha256"), str) and _SHA256.match(record["sha256"])
+                and all(isinstance(record.get(k), int) for k in ("size", "mtime_ns"))):
+            ledger[record["source_id"]] = record
         else:
-            write_image(out / job.target / job.filename, result.image)
-            _record(manifest, job, kept=True, score=score, method=pipe.method, file=f"{job.target}/{job.filename}")
-            n_kept += 1
+            bad += 1
+    return ledger, bad
+
+
+def _copy_originals(reader, entries: dict[str, Entry], names: dict[str, str], out: Path, link: bool,
+                    progress: bool) -> tuple[set[str], list[str]]:
+    """Check, copy (or link) and record every original; returns (ids of the readable ones, ids
+    of the unreadable ones). An original recorded in OUT/originals.jsonl is checked by its size
+    and time, or its digest; an unrecorded file at its place is adopted only when it holds the
+    very bytes (a copy a kill left unrecorded); any other file there stops the run (ForeignFile)."""
+    from tqdm.auto import tqdm
+
+    ledger_path = out / ORIGINALS
+    ledger, _ = _read_ledger(ledger_path)
+    readable, unreadable, foreign = set(), [], []
+    if ledger_path.is_file() and not ledger_path.read_bytes().endswith(b"\n") and ledger_path.stat().st_size:
+        with open(ledger_path, "ab") as f:
+            f.write(b"\n")  # a line torn by a kill stays one bad line
+    with open(ledger_path, "a") as f, tqdm(total=len(entries), desc="originals", unit="file",
+                                              disable=not progress) as bar:
+        for entry in entries.values():
             bar.update(1)
-    return n_kept
-
-
-def _record(manifest, job: Job, *, kept: bool, method: str, reason: str | None = None, score: float | None = None,
-            file: str | None = None) -> None:
-    line = {**asdict(job), "kept": kept, "method": method, "judge_score": score, "file": file}
-    if reason:
-        line["reason"] = reason
-    manifest.write(json.dumps(line) + "\n")
-    manifest.flush()
-    os.fsync(manifest.fileno())
-
-
-def _copy_originals(reader, entries: dict[str, Entry], out: Path, link: bool) -> int:
-    n = 0
-    for entry in entries.values():
-        ext = os.path.splitext(entry.path)[1].lower() if entry.path else ".png"
-        dest = out / entry.emotion / original_name(entry.source_id, ext, reader.format == "folders")
-        if dest.exists():
-            n += 1
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if entry.path:
-            if link:
+            rel = f"{entry.emotion}/{names[entry.source_id]}"
+            dest = out.joinpath(*rel.split("/"))
+            record = ledger.get(entry.source_id)
+            if record is not None and record["file"] == rel:
+                key = _stat_key(dest)
+                if not dest.is_symlink() and key == (record["size"], record["mtime_ns"]):
+                    readable.add(entry.source_id)
+                    continue
+                state = _check_file(dest, record["sha256"]) if not (link and _same_file(dest, entry.path)) else "ok"
+                if state == "ok":
+                    readable.add(entry.source_id)
+                    continue
+                if state != "missing":
+                    foreign.append(f"{dest} ({state} since fxaug copied it)")
+                    continue
+            loaded = reader.load(entry)
+            if loaded is None:
+                unreadable.append(entry.source_id)
+                continue
+            data = None if entry.path else _png_bytes(loaded.image)
+            expected = hashlib.sha256(data).hexdigest() if data is not None else _sha256_file(entry.path)
+            if dest.is_symlink() or dest.exists():
+                ours = (link and _same_file(dest, entry.path)) or (
+                    not dest.is_symlink() and dest.is_file() and _sha256_file(dest) == expected)
+                if not ours:
+                    foreign.append(f"{dest} (holds other content than {entry.where})")
+                    continue
+            elif data is not None:
+                atomic_write(dest, lambda tmp: Path(tmp).write_bytes(data))
+            elif link:
+                dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(entry.path, dest)
                 except OSError:
                     os.symlink(os.path.abspath(entry.path), dest)
             else:
-                atomic_write(dest, lambda tmp, src=entry.path: shutil.copyfile(src, tmp))
-        else:  # pixels from a table (fer2013.csv): write them out
-            record = reader.load(entry)
-            if record is None:
-                continue
-            write_image(dest, record.image)
-        n += 1
-    return n
+                atomic_write(dest, lambda tmp, src=entry.path: _copy_bytes(src, tmp))
+            size, mtime_ns = _stat_key(dest)
+            f.write(json.dumps({"source_id": entry.source_id, "file": rel, "sha256": expected, "size": size,
+                                "mtime_ns": mtime_ns, "how": "link" if link and entry.path else "copy"}) + "\n")
+            f.flush()
+            readable.add(entry.source_id)
+        os.fsync(f.fileno())
+    if unreadable:
+        log.warning("%d unreadable inputs left out (not copied, not counted, not used as sources; listed in %s)",
+                    len(unreadable), SUMMARY)
+    if foreign:
+        raise ForeignFile(f"{len(foreign)} files in {out} stand where originals go and were not written by fxaug "
+                          f"(fxaug never replaces them): {'; '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}. "
+                          f"Move them away, then run again with --resume")
+    return readable, unreadable
+
+
+def _same_file(a: Path, b: str | None) -> bool:
+    try:
+        return b is not None and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _copy_bytes(src: str, dst: str) -> None:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for chunk in iter(lambda: fin.read(1 << 20), b""):
+            fout.write(chunk)
