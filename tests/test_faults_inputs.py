@@ -171,3 +171,169 @@ def test_header_dimensions_are_checked_before_decoding(tmp_path):
     # Within both budgets the same file decodes.
     pixels, _ = decode_image(path, max_bytes=None)
     assert pixels.shape == (7999, 7999, 3)
+
+
+# ----------------------------------------------------------- item 14: no face, or several faces
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """Small untrained StarGAN checkpoints, one per crop method (the mechanics, not expressions)."""
+    import torch
+
+    from fxaug.models import StarGANGenerator
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    out = {}
+    for method, size in (("image", 32), ("face", 32), ("parts", 16)):
+        path = root / f"stargan-{method}"
+        StarGANGenerator(width=8, n_res=1, image_size=size, method=method, domains=("neutral", "happy", "sad")).save_pretrained(path)
+        out[method] = str(path)
+    out["regions"] = "inpaint-ferplus-48"  # the shipped generator
+    return out
+
+
+def _gradient(height=120, width=160, colour=True) -> np.ndarray:
+    ramp = np.linspace(0, 255, width)[None, :] * np.linspace(0.3, 1.0, height)[:, None]
+    grey = np.rint(ramp).astype(np.uint8)
+    return np.stack([grey, grey[::-1], 255 - grey], axis=2) if colour else grey
+
+
+@pytest.mark.parametrize("method", ["image", "face", "parts", "regions"])
+def test_no_face_means_unchanged_bit_for_bit_for_every_method(tiny_models, method):
+    from fxaug.pipeline import ExpressionPipeline
+
+    pipe = ExpressionPipeline(tiny_models[method], method=method, device="cpu")
+    for image in (_gradient(), _gradient(colour=False)):
+        result = pipe.transfer([image], "happy")[0]
+        assert not result.found and result.faces == 0 and "no face" in result.reason
+        assert result.image.dtype == image.dtype and np.array_equal(result.image, image)
+
+
+def _two_faces() -> tuple[np.ndarray, tuple, tuple]:
+    """Two real news-photo faces side by side, the second smaller: (image, big box, small box)."""
+    import cv2
+    from faces_data import news_photos
+
+    colour = [p for p in news_photos() if p.ndim == 3]
+    a, b = colour[0], cv2.resize(colour[1], None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    canvas = np.full((max(a.shape[0], b.shape[0]) + 40, a.shape[1] + b.shape[1] + 60, 3), 128, np.uint8)
+    canvas[20 : 20 + a.shape[0], 20 : 20 + a.shape[1]] = a
+    x_b = 40 + a.shape[1]
+    canvas[20 : 20 + b.shape[0], x_b : x_b + b.shape[1]] = b
+    return canvas, (20, 20, a.shape[1], a.shape[0]), (x_b, 20, b.shape[1], b.shape[0])
+
+
+def test_several_faces_say_which_was_edited(tiny_models, caplog):
+    from fxaug.pipeline import ExpressionPipeline
+
+    image, big, small = _two_faces()
+    pipe = ExpressionPipeline(tiny_models["regions"], device="cpu")
+    result = pipe.transfer([image], "happy")[0]
+    assert result.found and result.faces == 2
+    x, y, w, h = result.box
+    assert big[0] <= x + w / 2 <= big[0] + big[2]  # the larger face was edited ...
+    sx, sy, sw, sh = small
+    assert np.array_equal(result.image[sy : sy + sh, sx : sx + sw], image[sy : sy + sh, sx : sx + sw])  # ... not the other
+    assert not np.array_equal(result.image, image)
+    assert result.note.startswith("2 faces found; edited the face at x=")
+    # The Albumentations entry point says so too.
+    from fxaug.transforms import ExpressionTransfer
+
+    with pytest.warns(UserWarning, match="2 faces found; edited the face at"):
+        ExpressionTransfer("happy", model=tiny_models["regions"], device="cpu", p=1.0)(image=image)
+
+
+# ------------------------------------------------- item 12: ExpressionTransfer's dtype contract
+@pytest.fixture(scope="module")
+def colour_face() -> np.ndarray:
+    from faces_data import news_photos
+
+    return next(p for p in news_photos() if p.ndim == 3)
+
+
+def test_expression_transfer_keeps_dtype_and_layout(tiny_parts_model, colour_face):
+    from fxaug.transforms import ExpressionTransfer
+
+    t = ExpressionTransfer("happy", model=str(tiny_parts_model), device="cpu", p=1.0)
+    rgb = t(image=colour_face)["image"]
+    assert rgb.dtype == np.uint8 and rgb.shape == colour_face.shape and not np.array_equal(rgb, colour_face)
+
+    # float32 in 0..1 (albumentations' other dtype): float32 in 0..1 out, the same edit.
+    as_float = colour_face.astype(np.float32) / 255.0
+    out = t(image=as_float)["image"]
+    assert out.dtype == np.float32 and out.shape == colour_face.shape
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.max() > 0.5
+    assert np.abs(out * 255.0 - rgb).max() < 0.51
+    unchanged = rgb == colour_face
+    assert np.array_equal(out[unchanged], as_float[unchanged])  # untouched pixels keep their exact values
+
+    # RGBA: the RGB is transferred, the alpha kept.
+    alpha = np.random.default_rng(0).integers(0, 256, colour_face.shape[:2], np.uint8)
+    rgba = t(image=np.dstack([colour_face, alpha]))["image"]
+    assert rgba.shape == (*colour_face.shape[:2], 4) and np.array_equal(rgba[:, :, 3], alpha)
+    assert np.array_equal(rgba[:, :, :3], rgb)
+    rgba_f = t(image=np.dstack([as_float, alpha.astype(np.float32) / 255]))["image"]
+    assert rgba_f.dtype == np.float32 and rgba_f.shape[2] == 4
+
+    # Grey, with and without the channel axis, in both dtypes.
+    grey = colour_face.mean(axis=2).round().astype(np.uint8)
+    for image in (grey, grey[:, :, None], grey.astype(np.float32) / 255, grey[:, :, None].astype(np.float32) / 255):
+        out = t(image=image)["image"]
+        assert out.dtype == image.dtype and out.shape == image.shape
+
+
+@pytest.mark.parametrize(
+    "image, why",
+    [
+        (np.zeros((64, 64, 3), np.uint16), "uint16"),
+        (np.zeros((0, 0, 3), np.uint8), "too small"),
+        (np.zeros((0, 0), np.float32), "too small"),
+        (np.zeros((64, 64, 5), np.uint8), r"\(64, 64, 5\)"),
+        (np.full((64, 64, 3), 255.0, np.float32), "0..1"),
+        (np.zeros((64, 64, 3), np.float64), "float64"),
+    ],
+)
+def test_expression_transfer_refuses_other_inputs_saying_what_it_accepts(tiny_parts_model, image, why):
+    from fxaug.transforms import ExpressionTransfer
+
+    t = ExpressionTransfer("happy", model=str(tiny_parts_model), device="cpu", p=1.0)
+    with pytest.raises(ValueError, match=why) as err:
+        t(image=image)
+    assert "ExpressionTransfer" in str(err.value)
+    if why != "0..1":
+        assert "uint8 (0..255) or float32 (0..1)" in str(err.value)
+
+
+# ------------------------------------------------------------- item 15: memory on large photos
+_PEAK_CHILD = r"""
+import sys, re
+import numpy as np, cv2
+from fxaug.pipeline import ExpressionPipeline
+
+def status(key):
+    return int(re.search(key + r":\s+(\d+)", open("/proc/self/status").read()).group(1)) * 1024
+
+face = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(sys.argv[2]).convert("RGB"))
+image = np.full((4000, 4000, 3), 120, np.uint8)
+image[1000:3000, 1000:3000] = cv2.resize(face, (2000, 2000), interpolation=cv2.INTER_CUBIC)
+pipe = ExpressionPipeline(sys.argv[1], device="cpu")
+pipe.transfer([face], "happy")  # warm: the detector and nets are loaded
+before = status("VmRSS")
+open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) counts from here
+result = pipe.transfer([image], "happy")[0]
+assert result.found and result.image.shape == image.shape
+print((status("VmHWM") - before) / image.nbytes)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to measure peak memory")
+def test_large_photo_costs_memory_in_proportion_to_the_face_not_float_copies(tiny_models):
+    """A 4000 x 4000 RGB photo (48 MB) through the image method with a grey generator: the
+    luminance paste-back went through whole-image float64 copies (7.6 GB peak for 7999 x 7999)."""
+    face = next(p for p in sorted((SAMPLE / "happy").glob("*.png")))
+    run = subprocess.run([sys.executable, "-c", _PEAK_CHILD, tiny_models["image"], str(face)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    growth = float(run.stdout.strip().splitlines()[-1])
+    # The output copy, the detector's copy and YuNet's own buffers: well under 10x the photo.
+    assert growth < 10, f"transfer's peak grew by {growth:.1f}x the photo's size"

@@ -154,3 +154,84 @@ def _match_channels(pixels: np.ndarray, like: np.ndarray) -> np.ndarray:
     if like.ndim == 2 and pixels.ndim == 3:
         return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     return pixels
+
+
+# --------------------------------------------------------------------------------------------
+# pasting into a working copy, one window at a time (what the pipeline uses)
+
+STRIP_ROWS = 256  # rows blended at a time where the blend is per pixel: float copies stay small
+
+
+def _shifted(matrix: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The image -> aligned matrix for a window whose pixel (0, 0) is the image's (x0, y0)."""
+    m = np.asarray(matrix, np.float64).copy()
+    m[:, 2] += m[:, :2] @ (x0, y0)
+    return m
+
+
+def crop_window(crop: Crop, shape, pad: int = 2) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the part of an image of `shape` that pasting `crop` back can change."""
+    height, width = int(shape[0]), int(shape[1])
+    if crop.method == "parts" and crop.box is not None:
+        x, y, w, h = crop.box
+        return x, y, x + w, y + h
+    if crop.matrix is None:
+        return 0, 0, width, height
+    s = crop.pixels.shape[0]
+    corners = alignment.transform_points(np.array([[-1, -1], [s, -1], [-1, s], [s, s]], np.float64),
+                                         alignment.invert_affine(crop.matrix))
+    x0 = max(int(np.floor(corners[:, 0].min())) - pad, 0)
+    y0 = max(int(np.floor(corners[:, 1].min())) - pad, 0)
+    x1 = min(int(np.ceil(corners[:, 0].max())) + pad + 1, width)
+    y1 = min(int(np.ceil(corners[:, 1].max())) + pad + 1, height)
+    return x0, y0, max(x1, x0), max(y1, y0)
+
+
+def paste_into(out: np.ndarray, crop: Crop, generated: np.ndarray, mask: np.ndarray | None = None,
+               *, blend_mode: str = "ramp") -> None:
+    """`paste_back` (or, with the generator's `mask`, `paste_region`) written into `out` in
+    place, touching only the crop's window: memory follows the face, not the photo. Per-pixel
+    blends (regions, and the image method's luminance replacement) go through in strips of
+    STRIP_ROWS rows, so their float copies stay a few MB however large the image."""
+    generated = np.asarray(generated)
+    height, width = out.shape[:2]
+    if crop.method == "image":
+        full = _resize(generated, (width, height))
+        if out.ndim == 3 and (full.ndim == 2 or full.shape[2] == 1):
+            full = full.reshape(height, width)
+            for r0 in range(0, height, STRIP_ROWS):
+                r1 = min(r0 + STRIP_ROWS, height)
+                out[r0:r1] = blend.replace(out[r0:r1], full[r0:r1])
+        elif out.ndim == 2 and full.ndim == 3:
+            out[...] = cv2.cvtColor(full, cv2.COLOR_RGB2GRAY)
+        else:
+            out[...] = full.reshape(out.shape)
+        return
+    x0, y0, x1, y1 = crop_window(crop, out.shape)
+    if x1 <= x0 or y1 <= y0:
+        return
+    if mask is not None:  # regions: exact weights, per pixel
+        mask = np.asarray(mask, np.float32)
+        for r0 in range(y0, y1, STRIP_ROWS):
+            r1 = min(r0 + STRIP_ROWS, y1)
+            m = _shifted(crop.matrix, x0, r0)
+            alpha, inside = alignment.warp_back(mask, m, (r1 - r0, x1 - x0))
+            alpha = np.where(inside, np.clip(alpha, 0.0, 1.0), 0.0)
+            if not (alpha > 0).any():
+                continue
+            back, _ = alignment.warp_back(generated, m, (r1 - r0, x1 - x0))
+            view = out[r0:r1, x0:x1]
+            view[...] = blend.blend_alpha(view, back, (0, 0, x1 - x0, r1 - r0), alpha)
+        return
+    if crop.method == "parts" and blend_mode == "seamless":
+        # Poisson blending reads the image around the box: the whole image, as before
+        out[...] = paste_back(out, crop, generated, blend_mode=blend_mode)
+        return
+    view = out[y0:y1, x0:x1]
+    if crop.method == "parts":
+        local = Crop(crop.pixels, "parts", part=crop.part, box=(0, 0, x1 - x0, y1 - y0))
+    else:
+        landmarks = None if crop.landmarks is None else crop.landmarks - (x0, y0)
+        local = Crop(crop.pixels, crop.method, part=crop.part, matrix=_shifted(crop.matrix, x0, y0),
+                     landmarks=landmarks, aligned_landmarks=crop.aligned_landmarks)
+    view[...] = paste_back(view, local, generated, blend_mode=blend_mode)

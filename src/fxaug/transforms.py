@@ -33,7 +33,11 @@ class ExpressionTransfer(ImageOnlyTransform):
     strength: a float, or a (low, high) range sampled per call.
     source:   the images' own emotion when known; checked against what the model translates.
     device:   "auto" (GPU when there is one), "cpu", "cuda", ...
-    An image without a face is returned unchanged, with a warning.
+    Images: albumentations' dtype contract, uint8 or float32 in 0..1 in, the same dtype and
+    layout out: grey H x W or H x W x 1, RGB, or RGBA (the RGB is transferred, the alpha kept).
+    Other dtypes, channel counts or empty images are refused with a ValueError saying so.
+    An image without a face is returned unchanged, with a warning; with several faces the
+    largest is edited, and a warning says which.
     """
 
     def __init__(
@@ -104,14 +108,62 @@ class ExpressionTransfer(ImageOnlyTransform):
         return np.stack(self._run(list(images), target, strength))
 
     def _run(self, images: list[np.ndarray], target: str, strength: float) -> list[np.ndarray]:
-        squeeze = [im.ndim == 3 and im.shape[2] == 1 for im in images]
-        inputs = [im[:, :, 0] if s else im for im, s in zip(images, squeeze)]
+        inputs = [_as_pipeline_input(im) for im in images]
         out = []
-        for result, s in zip(self.pipeline.transfer(inputs, target, strength), squeeze):
+        for image, pixels, result in zip(images, inputs, self.pipeline.transfer(inputs, target, strength)):
             if not result.found:
                 warnings.warn(f"ExpressionTransfer: no face found ({result.reason}); image returned unchanged", stacklevel=3)
-            out.append(result.image[:, :, None] if s else result.image)
+                out.append(image)
+                continue
+            if result.note:
+                warnings.warn(f"ExpressionTransfer: {result.note}", stacklevel=3)
+            out.append(_like_input(result.image, pixels, image))
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("target", "method", "model", "strength", "source", "device")
+
+
+ACCEPTED = ("uint8 (0..255) or float32 (0..1) pixels, shaped H x W, H x W x 1 (grey), H x W x 3 (RGB) "
+            "or H x W x 4 (RGBA: RGB transferred, alpha kept), at least 2 x 2 px")
+
+
+def _as_pipeline_input(image: np.ndarray) -> np.ndarray:
+    """The uint8 H x W or H x W x 3 pixels the pipeline works on, from what albumentations
+    passes (its dtype contract: uint8, or float32 in 0..1, converted as its own `uint8_io`
+    transforms do); anything else refused, saying what is accepted."""
+    image = np.asarray(image)
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if image.dtype not in (np.uint8, np.float32) or image.ndim not in (2, 3) or channels not in (1, 3, 4):
+        raise ValueError(f"ExpressionTransfer: cannot take a {image.dtype} image of shape {image.shape}; it accepts {ACCEPTED}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise ValueError(f"ExpressionTransfer: image of shape {image.shape} is too small; it accepts {ACCEPTED}")
+    if image.dtype == np.float32:
+        low, high = float(np.nanmin(image)), float(np.nanmax(image))
+        if not np.isfinite(image).all() or low < 0.0 or high > 1.0:
+            raise ValueError(f"ExpressionTransfer: float32 pixels must be finite and in 0..1 (albumentations' "
+                             f"convention; Normalize belongs after it), got {low:g}..{high:g}")
+        pixels = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    else:
+        pixels = image
+    if pixels.ndim == 3 and channels == 1:
+        return pixels[:, :, 0]
+    if pixels.ndim == 3 and channels == 4:
+        return np.ascontiguousarray(pixels[:, :, :3])
+    return pixels
+
+
+def _like_input(result: np.ndarray, pixels: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The pipeline's uint8 output back in the input's dtype and layout: float32 in 0..1 (pixels
+    the transfer left alone keep their exact input values), the grey channel axis restored, the
+    alpha channel put back."""
+    if image.dtype == np.float32:
+        colour = image[:, :, :3] if image.ndim == 3 and image.shape[2] == 4 else image.reshape(result.shape)
+        out = np.where(result == pixels, colour, result.astype(np.float32) / np.float32(255.0)).astype(np.float32)
+    else:
+        out = result
+    if image.ndim == 3 and image.shape[2] == 1:
+        return out.reshape(image.shape)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.concatenate([out, image[:, :, 3:]], axis=2)
+    return out

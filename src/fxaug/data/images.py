@@ -26,8 +26,10 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # The most bytes a file may have, and its decoded pixels may take, before anything is read or
 # decoded (a 64 Mpx 16-bit RGBA TIFF is 512 MB either way).
 DEFAULT_MAX_BYTES = 1 << 30
+_STRIP_PIXELS = 1 << 22  # large images are converted this many pixels at a time
 # Bytes per pixel of each PIL mode, to know an image's decoded size from its header alone.
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3,
+# (PIL keeps 3- and 2-band images in 4 bytes a pixel.)
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 4, "PA": 4, "La": 4, "RGB": 4, "YCbCr": 4, "LAB": 4, "HSV": 4,
                "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2,
                "I;16N": 2}
 COLORS = ("rgb", "gray", "native")  # native: grey sources stay grey, others RGB
@@ -53,13 +55,19 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
+    out = np.empty(arr.shape, np.uint8)
+    rows = max(1, _STRIP_PIXELS // max(1, arr[0].size)) if arr.ndim > 1 else arr.shape[0]
     if np.issubdtype(arr.dtype, np.integer):
         # 16-bit (and 32-bit integer containers of 16-bit data): full scale is 65535.
-        # (x + 128) // 257 rounds x / 257 exactly as rint does, in integers (no float64 copy).
+        # (x + 128) // 257 rounds x / 257 exactly as rint does, in integers.
         wide = np.uint32 if arr.dtype.itemsize <= 2 and not np.issubdtype(arr.dtype, np.signedinteger) else np.int64
-        return np.clip((arr.astype(wide) + 128) // 257, 0, 255).astype(np.uint8)
+        for y in range(0, arr.shape[0], rows):  # in strips: the wide copy stays small
+            out[y : y + rows] = np.clip((arr[y : y + rows].astype(wide) + 128) // 257, 0, 255)
+        return out
     scale = 255.0 if float(np.nanmax(arr)) <= 1.0 else 1.0
-    return np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8)
+    for y in range(0, arr.shape[0], rows):
+        out[y : y + rows] = np.clip(np.rint(np.nan_to_num(arr[y : y + rows]) * scale), 0, 255)
+    return out
 
 
 def _size_text(n: int) -> str:
@@ -179,10 +187,13 @@ def _convert(img: Image.Image, notes: list[str], color: str) -> tuple[np.ndarray
         notes.append("palette expanded")
         mode = img.mode
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        base = img.convert("RGBA")
+        base = img if mode == "RGBA" else img.convert("RGBA")
+        img = None  # each intermediate goes as soon as the next exists (large images)
         flat = Image.new("RGBA", base.size, (0, 0, 0, 255))
         flat.alpha_composite(base)
+        base = None
         img = flat.convert("RGB")
+        flat = None
         notes.append("alpha composited onto black")
         mode = "RGB"
     if mode == "CMYK":
@@ -194,7 +205,7 @@ def _convert(img: Image.Image, notes: list[str], color: str) -> tuple[np.ndarray
         notes.append(f"{mode} converted to RGB")
         mode = "RGB"
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = _to_uint8(np.asarray(img))
+        arr = _to_uint8(_pixels(img))
         notes.append(f"{'16-bit' if mode.startswith('I') else 'floating-point'} ({mode}) scaled to 8-bit")
         img = Image.fromarray(arr, mode="L")
         mode = "L"
@@ -205,7 +216,22 @@ def _convert(img: Image.Image, notes: list[str], color: str) -> tuple[np.ndarray
     if color == "native":
         color = "gray" if mode == "L" else "rgb"
     if color == "gray":
-        out = np.asarray(img if mode == "L" else img.convert("L"))
+        img = img if mode == "L" else img.convert("L")
     else:
-        out = np.asarray(img if mode == "RGB" else img.convert("RGB"))
-    return np.ascontiguousarray(_to_uint8(out)), notes
+        img = img if mode == "RGB" else img.convert("RGB")
+    return np.ascontiguousarray(_to_uint8(_pixels(img))), notes
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """np.asarray(img) without its two transient copies of the whole image (PIL's tobytes
+    gathers chunks, then joins them): a large image is copied over in strips."""
+    width, height = img.size
+    if width * height <= _STRIP_PIXELS:
+        return np.asarray(img)
+    rows = max(1, _STRIP_PIXELS // width)
+    first = np.asarray(img.crop((0, 0, width, min(rows, height))))
+    out = np.empty((height, *first.shape[1:]), first.dtype)
+    out[: first.shape[0]] = first
+    for y in range(first.shape[0], height, rows):
+        out[y : y + rows] = np.asarray(img.crop((0, y, width, min(y + rows, height))))
+    return out
