@@ -337,3 +337,63 @@ def test_large_photo_costs_memory_in_proportion_to_the_face_not_float_copies(tin
     growth = float(run.stdout.strip().splitlines()[-1])
     # The output copy, the detector's copy and YuNet's own buffers: well under 10x the photo.
     assert growth < 10, f"transfer's peak grew by {growth:.1f}x the photo's size"
+
+
+# ------------------------------------------------------------------- item 13: fxaug.augment
+@pytest.fixture
+def faulty_ds(colour_face):
+    """Four rows: a real face, a truncated PNG, no image at all (None), another real face."""
+    import io
+
+    import datasets
+
+    def png(pixels) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        return buf.getvalue()
+
+    good = png(colour_face)
+    cells = [{"bytes": good, "path": None}, {"bytes": good[: len(good) // 2], "path": None}, None,
+             {"bytes": good, "path": None}]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string"), "who": datasets.Value("int64")})
+    return datasets.Dataset.from_dict({"image": cells, "label": ["neutral"] * 4, "who": [0, 1, 2, 3]}, features=features)
+
+
+def _raw_images(ds) -> list:
+    import datasets
+
+    return ds.cast_column("image", datasets.Image(decode=False))["image"]
+
+
+def test_augment_keeps_corrupt_and_missing_images_and_goes_on(tiny_parts_model, faulty_ds, caplog):
+    import fxaug
+
+    aug = fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy"])
+    with caplog.at_level(logging.WARNING, logger="fxaug.hf"):
+        out = faulty_ds.map(aug, batched=True, with_indices=True)
+    # every row kept, in order; a synthesized row after each good face only
+    assert out["who"] == [0, 0, 1, 2, 3, 3]
+    assert out["fxaug_target"] == [None, "happy", None, None, None, "happy"]
+    raw_in, raw_out = _raw_images(faulty_ds), _raw_images(out)
+    assert raw_out[2]["bytes"] == raw_in[1]["bytes"] and raw_out[3] is None  # kept as they were
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "row 1:" in text and "truncated" in text and "row 2: no image (None)" in text
+
+
+def test_augment_without_batching_replaces_rows_one_by_one(tiny_parts_model, faulty_ds):
+    import fxaug
+
+    out = faulty_ds.map(fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy"]), with_indices=True)
+    assert out["who"] == [0, 1, 2, 3]
+    assert out["fxaug_target"] == ["happy", None, None, "happy"]
+    assert out["label"] == ["happy", "neutral", "neutral", "happy"]
+    assert out["fxaug_source_index"] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="per_image=2 adds rows.*batched=True"):
+        faulty_ds.map(fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy", "sad"], per_image=2))
+
+
+def test_augment_names_a_target_the_model_lacks(tiny_parts_model, faulty_ds):
+    import fxaug
+
+    with pytest.raises(ValueError, match="cannot produce contempt; it offers neutral, happy, sad"):
+        faulty_ds.map(fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy", "contempt"]), batched=True)
