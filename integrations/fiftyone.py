@@ -103,8 +103,15 @@ class FaceGroup:
 
 def read_rebalance_output(path: str | os.PathLike) -> tuple[list[FaceGroup], dict[str, Any]]:
     """The groups of a `fxaug rebalance` output folder (or of the folder of a manifest.jsonl
-    path), and the run's settings for the dataset's info."""
+    path), and the run's settings for the dataset's info.
+
+    Every path is confined to the output folder: a manifest line naming a file elsewhere
+    ("../x.png", an absolute path, a link that leads out), a link among the originals that
+    leads out, and a manifest line of the wrong form are each reported (a warning naming the
+    manifest's line or the file) and skipped. FiftyOne serves the files a dataset names, so an
+    output folder never makes it serve another."""
     from fxaug import emotions as E
+    from fxaug.models import model_reference
     from fxaug.rebalance import MANIFEST, PLAN, SUMMARY, original_name
 
     path = Path(path)
@@ -114,59 +121,162 @@ def read_rebalance_output(path: str | os.PathLike) -> tuple[list[FaceGroup], dic
         raise FileNotFoundError(f"{manifest_path}: no rebalance manifest; give a `fxaug rebalance --out` folder "
                                 f"or its manifest.jsonl")
     out = out.resolve()
-    plan = json.loads((out / PLAN).read_text()) if (out / PLAN).is_file() else {}
-    summary = json.loads((out / SUMMARY).read_text()) if (out / SUMMARY).is_file() else {}
+    plan = _read_json_object(out / PLAN)
+    summary = _read_json_object(out / SUMMARY)
+    ledger = _read_originals_ledger(out / "originals.jsonl")  # source_id -> file below OUT (rebalance's record)
 
-    # Originals: every image in a class folder that rebalance did not synthesize.
+    # Originals: every image below a class folder that rebalance did not synthesize.
     originals: dict[str, Face] = {}
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         try:
             emotion = E.canonical(folder.name)
         except (KeyError, ValueError):
             continue  # not a class folder (an App export, notes, ...)
-        for file in sorted(folder.iterdir()):
-            if file.suffix.lower() in _IMAGE_EXTENSIONS and not _SYNTHESIZED_NAME.match(file.name):
-                originals[str(file)] = Face(str(file), emotion, emotion)
+        for root, dirs, names in os.walk(folder):  # links to folders are not followed
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                file = Path(root, name)
+                if name.startswith(".") or file.suffix.lower() not in _IMAGE_EXTENSIONS:
+                    continue
+                if file.parent == folder and _SYNTHESIZED_NAME.match(name):
+                    continue
+                confined = _confined(out, file.relative_to(out), str(file))
+                if confined is not None:
+                    originals[str(confined)] = Face(str(confined), emotion, emotion)
 
-    # Matched by class and name without extension: rebalance gives a name the extension of the
-    # source's file, or .png when the pixels came from a table.
-    by_stem = {(face.emotion, _stem(Path(face.filepath).name)): path for path, face in originals.items()}
-    records = _read_jsonl(manifest_path)
+    # Without originals.jsonl (older runs), originals are matched by class and path below the
+    # class folder without extension: rebalance gives a name the extension of the source's
+    # file, or .png when the pixels came from a table.
+    by_stem = {(face.emotion, _stem(Path(p).relative_to(out).as_posix().split("/", 1)[1])): p
+               for p, face in originals.items()}
     # Where rebalance copied each source face (the manifest names sources by their id in the
     # input dataset). Class-folder inputs drop the class folder from the name; other formats
     # flatten the id. Without summary.json (an interrupted run) both are tried.
-    formats = [summary["format"] == "folders"] if "format" in summary else [True, False]
+    formats = [summary["format"] == "folders"] if isinstance(summary.get("format"), str) else [True, False]
+    run_model = plan.get("model") or summary.get("model")
+    run_model = model_reference(run_model) if isinstance(run_model, str) else None
     groups: dict[str, FaceGroup] = {}
-    for record in records:
-        if not record.get("kept") or not record.get("file"):
+    for number, record in _read_jsonl(manifest_path):
+        where = f"{manifest_path}:{number}"
+        if not isinstance(record, dict):
+            log.warning("%s: not a JSON object; skipped", where)
             continue
-        source_id, source_label = record["source_id"], record["source_label"]
-        original_path = next((by_stem[k] for folders in formats
-                              if (k := (source_label, _stem(original_name(source_id, "", folders)))) in by_stem), None)
+        if record.get("kept") is not True:
+            continue  # a rejected job: no image
+        why = _record_problem(record)
+        if why:
+            log.warning("%s: %s; skipped", where, why)
+            continue
+        source_id = record["source_id"]
+        source_label, target = E.canonical(record["source_label"]), E.canonical(record["target"])
+        file = _confined(out, Path(record["file"]), where)
+        if file is None:
+            continue
+        original_path = None
+        if source_id in ledger:
+            recorded = _confined(out, Path(ledger[source_id]), f"{out / 'originals.jsonl'} ({source_id})")
+            original_path = str(recorded) if recorded is not None and str(recorded) in originals else None
+        if original_path is None:
+            original_path = next((by_stem[k] for folders in formats
+                                  if (k := (source_label, _stem(original_name(source_id, "", folders)))) in by_stem), None)
         key = original_path or f"missing:{source_id}"
         if key not in groups:
             original = originals.get(original_path) if original_path else None
             if original is None:
                 log.warning("%s: source face %s is not in %s; its outputs form a group without an original",
-                            manifest_path, source_id, out)
+                            where, source_id, out)
             else:
                 original.fxaug_source = source_id
             groups[key] = FaceGroup(original)
-        file = out / record["file"]
-        if not file.is_file():
-            log.warning("%s: %s is recorded as kept but missing; skipped", manifest_path, file)
-            continue
+        model = record.get("model")
         groups[key].synthesized.append(Face(
-            str(file), emotion=record["target"], source_emotion=source_label, target=record["target"],
-            method=record.get("method") or plan.get("method"), model=plan.get("model") or summary.get("model"),
+            str(file), emotion=target, source_emotion=source_label, target=target,
+            method=record.get("method") or plan.get("method"),
+            model=model_reference(model) if isinstance(model, str) and model else run_model,
             strength=plan.get("strength"), seed=record.get("seed"), judge_confidence=record.get("judge_score"),
             identity_distance=record.get("identity_distance"), fxaug_job=record.get("job"), fxaug_source=source_id,
         ))
     for filepath, original in originals.items():
         groups.setdefault(filepath, FaceGroup(original))
-    info = {"source": str(out), "kind": "rebalance", "model": plan.get("model") or summary.get("model"),
-            "method": plan.get("method") or summary.get("method")}
+    method = plan.get("method") or summary.get("method")
+    info = {"source": str(out), "kind": "rebalance", "model": run_model,
+            "method": method if isinstance(method, str) else None}
     return [groups[k] for k in sorted(groups)], info
+
+
+def _confined(out: Path, rel: Path, where: str) -> Path | None:
+    """OUT/rel (normalised) when it is a regular file inside `out` (a resolved folder), links
+    followed; otherwise None, with a warning naming `where`."""
+    if rel.is_absolute():
+        log.warning("%s: %s is an absolute path, not a file below %s; skipped", where, rel, out)
+        return None
+    path = Path(os.path.normpath(out / rel))
+    try:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        log.warning("%s: %s is recorded but missing; skipped", where, path)
+        return None
+    except (OSError, RuntimeError) as err:  # a link loop, a name too long
+        log.warning("%s: %s cannot be resolved (%s); skipped", where, rel, err)
+        return None
+    if not real.is_relative_to(out) or not path.is_relative_to(out):
+        log.warning("%s: %s leads outside %s (to %s); skipped: fxaug imports only files inside the output folder",
+                    where, rel, out, real)
+        return None
+    if not real.is_file():
+        log.warning("%s: %s is not a regular file; skipped", where, path)
+        return None
+    return path
+
+
+_RECORD_TYPES = {"file": str, "source_id": str, "source_label": str, "target": str}
+_OPTIONAL_TYPES = {"job": int, "seed": int, "judge_score": (int, float), "identity_distance": (int, float),
+                   "method": str, "model": str}
+
+
+def _record_problem(record: dict) -> str | None:
+    """Why a kept manifest record cannot be imported, or None."""
+    from fxaug import emotions as E
+
+    for key, kind in _RECORD_TYPES.items():
+        if not isinstance(record.get(key), kind) or not record[key]:
+            return f"{key} is {record.get(key)!r}, not a non-empty string"
+    for key, kind in _OPTIONAL_TYPES.items():
+        value = record.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            return f"{key} is {value!r}, of the wrong type"
+    for key in ("source_label", "target"):
+        try:
+            E.canonical(record[key])
+        except (KeyError, ValueError):
+            return f"{key} {record[key]!r} is not an emotion"
+    return None
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON object file (plan.json, summary.json), or {} with a warning when it is absent,
+    not JSON or not an object."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        log.warning("%s: cannot be read (%s); its settings are not imported", path, err)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("%s: not a JSON object; its settings are not imported", path)
+        return {}
+    return data
+
+
+def _read_originals_ledger(path: Path) -> dict[str, str]:
+    """rebalance's originals.jsonl: source_id -> the original's file below OUT."""
+    ledger = {}
+    if path.is_file():
+        for _, record in _read_jsonl(path):
+            if isinstance(record, dict) and isinstance(record.get("source_id"), str) and isinstance(record.get("file"), str):
+                ledger[record["source_id"]] = record["file"]
+    return ledger
 
 
 def augmented_content_key(dataset, image_column: str = "image") -> str:
@@ -245,13 +355,14 @@ def _stem(name: str) -> str:
     return base if ext.lower() in _IMAGE_EXTENSIONS else name
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    """(line number, value) for each JSON line of `path`; a line that is not JSON is reported."""
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append((number, json.loads(line)))
         except json.JSONDecodeError:
             # rebalance drops a torn last line itself when it resumes; here it is only skipped
             log.warning("%s:%d: not JSON (an interrupted write?); skipped", path, number)
@@ -438,10 +549,13 @@ def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, mode
     from fxaug.models import select_model
     from fxaug.pipeline import ExpressionPipeline
 
+    from fxaug.models import model_reference
+
     target = E.canonical(target)
     method = method or None
-    model = model or dataset.info.get("fxaug_model") or select_model(target, method)
-    pipe = ExpressionPipeline(str(model), method=method, device=device, batch_size=batch_size)
+    # recorded resolved (a checkpoint folder) or by name (a shipped model): found from any folder
+    model = model_reference(model or dataset.info.get("fxaug_model") or select_model(target, method))
+    pipe = ExpressionPipeline(model, method=method, device=device, batch_size=batch_size)
     pipe.check_target(target)
     media = Path(media_dir) if media_dir else Path(fo.config.default_dataset_dir) / dataset.name / "fxaug-operator"
 
@@ -491,6 +605,35 @@ def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, mode
         dataset.add_samples(added, progress=False)
     return {"added": len(added), "no_face": no_face, "already": already, "slices": sorted(slices),
             "model": str(model), "method": pipe.method}
+
+
+# -- serving the App --------------------------------------------------------------------------
+
+def address_warning(address: str, port: int) -> str | None:
+    """A warning when the App would listen beyond this machine (None for a loopback address):
+    FiftyOne's media server hands any file path it is asked for to whoever reaches the port."""
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        loopback = address.lower() in ("localhost", "localhost.localdomain", "ip6-localhost")
+    if loopback:
+        return None
+    return (f"the FiftyOne App will listen on {address}:{port}, beyond this machine: anyone who can reach that port "
+            f"can browse this dataset and, through FiftyOne's media server, download every file this user can read. "
+            f"Use --address 127.0.0.1 (the default) and an SSH tunnel (ssh -N -L {port}:127.0.0.1:{port} HOST) to look "
+            f"from elsewhere")
+
+
+def quiet_duplicate_logging() -> None:
+    """FiftyOne gives its loggers ("fiftyone", "eta") handlers of their own and lets records
+    propagate too, so under a root handler (the fxaug CLI's) every line, its banner included,
+    printed twice. Its own handlers print them once."""
+    import logging
+
+    for name in ("fiftyone", "eta"):
+        logging.getLogger(name).propagate = False
 
 
 # -- registering the App plugin --------------------------------------------------------------

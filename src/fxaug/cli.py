@@ -350,7 +350,9 @@ def _fiftyone(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     p.add_argument("--launch", action="store_true", help="open the App on the dataset and wait (Ctrl-C ends)")
     p.add_argument("--port", type=int, default=5151, help="App port (default 5151)")
-    p.add_argument("--address", default="127.0.0.1", help="App address (default 127.0.0.1: this machine only)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="App address (default 127.0.0.1: this machine only). Another address serves the App, and "
+                   "any file this user can read, to whoever reaches the port: fxaug warns")
     p.add_argument("--no-browser", action="store_true",
                    help="with --launch: serve the App without opening a browser (the default with no display)")
     p.add_argument("--install-plugin", action="store_true",
@@ -369,6 +371,10 @@ def run_fiftyone(args: argparse.Namespace) -> int:
         return 0
     if not args.source and not args.install_plugin:
         raise ValueError("give a rebalance output folder to import (or --install-plugin / --plugin-path)")
+    if args.launch and (warning := fx.address_warning(args.address, args.port)):
+        # first, before the import: loud even when the App's own output scrolls it away
+        print(f"fxaug: WARNING: {warning}", file=sys.stderr, flush=True)
+    fx.quiet_duplicate_logging()  # FiftyOne's banner and warnings: once, not again through our handler
     try:
         if args.install_plugin:
             print(f"FiftyOne plugin linked: {fx.install_plugin()}")
