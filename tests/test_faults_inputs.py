@@ -397,3 +397,14 @@ def test_augment_names_a_target_the_model_lacks(tiny_parts_model, faulty_ds):
 
     with pytest.raises(ValueError, match="cannot produce contempt; it offers neutral, happy, sad"):
         faulty_ds.map(fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy", "contempt"]), batched=True)
+
+
+def test_a_fifo_named_like_a_csv_does_not_block_format_detection(tmp_path):
+    from fxaug.data import detect_format
+
+    os.mkfifo(tmp_path / "training.csv")
+    shutil.copytree(SAMPLE / "happy", tmp_path / "happy")
+    shutil.copytree(SAMPLE / "sad", tmp_path / "sad")
+    code = f"from fxaug.data import detect_format; print(detect_format({str(tmp_path)!r}))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == "folders", run.stderr

@@ -33,13 +33,22 @@ FER2013_COLUMNS = ("emotion", "pixels")
 FERPLUS_NAME_COLUMN = "Image name"
 
 
+def _check_regular(path: str) -> None:
+    """A FIFO or device named like a CSV would block or never end: refuse it before opening."""
+    kind, reason = path_kind(os.fspath(path), None)
+    if kind != "file":
+        raise OSError(f"{path}: {reason or 'a folder, not a CSV file'}")
+
+
 def csv_header(path: str) -> list[str]:
+    _check_regular(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         return [h.strip() for h in next(csv.reader(f), [])]
 
 
 def _open_rows(path: str) -> Iterator[tuple[int, dict[str, str]]]:
     """(0-based data-row number, row) pairs."""
+    _check_regular(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
