@@ -491,14 +491,17 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
     media_dir:  where images of a datasets.Dataset are written (default: FiftyOne's
                 default_dataset_dir/<name>); rebalance outputs are used where they are.
     """
-    fo = require_fiftyone()
     source = _load_saved_dataset(source)
-    key = None if isinstance(source, (str, os.PathLike)) else augmented_content_key(source, image_column)
-    name = name or default_name(source, key)
-    # Read the source before touching the database: a bad source leaves no empty dataset behind.
+    # Read the source before touching the database: a bad source leaves no empty dataset behind
+    # (and a rebalance folder is read before FiftyOne's slow import: a wrong path fails at once).
     if isinstance(source, (str, os.PathLike)):
         groups, info = read_rebalance_output(source)
+        require_fiftyone()
+        name = name or default_name(source)
     elif hasattr(source, "column_names") and hasattr(source, "features"):
+        fo = require_fiftyone()
+        key = augmented_content_key(source, image_column)
+        name = name or default_name(source, key)
         media = Path(media_dir) if media_dir else Path(fo.config.default_dataset_dir) / name
         groups, info = read_augmented_dataset(source, media, image_column=image_column, label_column=label_column, key=key)
     else:
