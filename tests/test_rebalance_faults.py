@@ -257,6 +257,35 @@ def test_names_are_stable_and_unique_for_every_layout():
     assert names["validation.csv:../x.jpg"] == "_../x.jpg"
 
 
+def test_table_rows_become_one_original_each(tmp_path):
+    """fer2013.csv rows: every row used to be written to the same fer2013.png."""
+    from fxaug import emotions as E
+
+    code = {name: c for c, name in E.SCHEMES["fer2013"].items()}
+    faces = [(name, np.asarray(Image.open(f).convert("L"))) for name, n in SMALL.items()
+             for f in sorted((SAMPLE / name).glob("*.png"))[:n]]
+    csv = tmp_path / "fer2013.csv"
+    csv.write_text("emotion,pixels,Usage\n" + "".join(
+        f"{code[name]},{' '.join(map(str, pixels.ravel()))},Training\n" for name, pixels in faces))
+    out = tmp_path / "out"
+    summary = rebalance(csv, out, target=4, device="cpu", progress=False)
+    originals = sorted(p for p in out.rglob("*.png") if not p.name.startswith("fxaug-"))
+    assert [p.name for p in originals if p.parent.name == "anger"] == ["fer2013-11.png"]
+    assert len(originals) == summary["originals_copied"] == 12
+    by_row = {int(p.stem.split("-")[1]): np.asarray(Image.open(p).convert("L")) for p in originals}
+    assert all(np.array_equal(by_row[i], pixels) for i, (_, pixels) in enumerate(faces))
+    _assert_truthful(out)
+
+
+def test_linked_originals_resume_as_their_own(small, tmp_path):
+    out = tmp_path / "linked"
+    first = rebalance(small, out, target=4, link=True, device="cpu", progress=False)
+    for p in small.rglob("*.png"):
+        assert os.path.samefile(p, out / p.relative_to(small))
+    again = rebalance(small, out, target=4, link=True, resume=True, device="cpu", progress=False)
+    assert again["made"] == first["made"] and again["originals_copied"] == 12 and again["foreign_files"] == 0
+
+
 # -- item 4: --out and the dataset, foreign files -----------------------------------------------
 
 def test_out_may_not_be_inside_the_dataset_nor_hold_it(small, tmp_path, capsys):
@@ -501,14 +530,15 @@ def test_dry_run_needs_no_weights(small, tmp_path):
 
 
 def test_progress_counts_originals_attempts_and_rejections_and_quiet_silences_it(small, tmp_path):
-    run = _run("rebalance", small, "--out", tmp_path / "o", "--target", "4", "--min-confidence", "0.5",
-               "--device", "cpu")
+    run = _run("rebalance", small, "--out", tmp_path / "o", "--target", "4", "--classes", "happy,surprise",
+               "--min-confidence", "0.5", "--device", "cpu")
     assert "originals: 100%" in run.stderr and "12/12" in run.stderr
     last = [line for line in run.stderr.replace("\r", "\n").splitlines() if line.startswith("rebalance")][-1]
     assert "attempts=" in last and "rejected=" in last
     summary = _summary(tmp_path / "o")
     assert summary["attempts"] == summary["rejected"] + sum(summary["made"].values())
-    quiet = _run("-q", "rebalance", small, "--out", tmp_path / "q", "--target", "4", "--device", "cpu")
+    quiet = _run("-q", "rebalance", small, "--out", tmp_path / "q", "--target", "4", "--classes", "happy",
+                 "--device", "cpu")
     assert quiet.stderr == ""
 
 

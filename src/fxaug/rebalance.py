@@ -188,7 +188,7 @@ def _record_problem(record: Any) -> str | None:
             return f"no {key!r}"
         value = record[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            return f"{key!r} is {value!r}, not a {kind.__name__}"
+            return f"{key!r} is {value!r}, not {({str: 'a string', int: 'an integer', bool: 'true or false'})[kind]}"
     if record["target"] not in E.EMOTIONS:
         return f"'target' {record['target']!r} is not an emotion"
     if record["job"] < 0:
