@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 import typing
 
 from .config import MODELS, OPTION_GROUPS, OPTIONS, TrainConfig
@@ -154,4 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.INFO, format="fxaug: %(levelname)s: %(message)s")
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:  # one line, as `fxaug train` says it
+        print(f"fxaug: error: {err}", file=sys.stderr)
+        return 2

@@ -73,7 +73,7 @@ OPTIONS: dict[str, Option] = {
     "max_per_class": Option("data", ALL, "at most this many images of each class (a quicker preparation and run)"),
     "balance": Option("data", ALL, "draw every class equally often (--no-balance: as often as the data has it)"),
     "part_margin": Option("data", GANS, "parts method: margin around each part, relative to its size"),
-    "cache_dir": Option("data", ALL, "where prepared training sets are cached (default: $FXAUG_CACHE or ~/.cache/fxaug, /training-sets)"),
+    "cache_dir": Option("data", ALL, "where prepared training sets are cached (default: training-sets/ in $FXAUG_CACHE, else in ~/.cache/fxaug)"),
     # generator
     "width": Option("generator", ALL, "G's first-layer channels"),
     "n_res": Option("generator", GANS + ("2cet",), "residual blocks in G"),
