@@ -81,8 +81,9 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
         "transfer",
         help="give faces in images a target expression",
         description="Give the face in each image the target expression; one output per input in "
-        "--out, at the input's path relative to the folder given (for loose files, to the files' "
-        "common folder: a/x.png and b/x.png become OUT/a/x.png and OUT/b/x.png). Formats fxaug "
+        "--out, at the input's path relative to the folder given, or to the folder of loose files; "
+        "inputs from several folders keep their paths from the folders' common folder (a/x.png and "
+        "b/x.png become OUT/a/x.png and OUT/b/x.png). Formats fxaug "
         "does not write (.gif, .ppm, ...) come out as .png. Inputs are never modified; images "
         "without a face are copied unchanged and reported. Existing files are never replaced "
         "unless --overwrite: transfer refuses to start when any output file already exists, and "
