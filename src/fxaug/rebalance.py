@@ -27,6 +27,7 @@ never overwritten nor counted.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -499,8 +500,6 @@ def _model_contract(model) -> tuple[list[tuple[str | None, str]], tuple[str, ...
     if model_cls is None:
         built = load_model(path)  # raises the loader's own error, naming the file
         return built.translations(), built.methods
-    import dataclasses
-
     fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
     config = {k: v for k, v in config.items() if k in fields}
     _check_config_types(config_path, model_cls.config_class, config)
@@ -671,8 +670,9 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
     plan_dict = json.loads(json.dumps(plan.to_dict()))
     if saved is not None and saved.get("plan") is not None:
         if saved["plan"] != plan_dict:
-            raise ValueError(f"{out}: the dataset changed since the run began (plan then: {saved['plan'].get('counts')}, "
-                             f"now: {plan_dict['counts']}); use a new --out")
+            then = saved["plan"].get("counts") if isinstance(saved["plan"], dict) else saved["plan"]
+            raise ValueError(f"{out}: the dataset changed since the run began (counts then: {then}, now: "
+                             f"{plan_dict['counts']}); use a new --out")
     else:
         write_text(plan_path, json.dumps({**(saved or settings), "plan": plan_dict}, indent=2) + "\n")
 
@@ -720,7 +720,7 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
     bar = tqdm(total=total, initial=already, disable=not progress, desc="rebalance", unit="face")
     kept_files: dict[tuple[str, int], Path] = {}
     with open(manifest_path, "a") as manifest:
-        context = _Window(entries, reader, pipe, judge_model, min_confidence, strength, out, manifest, bar, tally,
+        runner = _WindowRunner(entries, reader, pipe, judge_model, min_confidence, strength, out, manifest, bar, tally,
                           settings["model"], done, kept_files, fingerprint, problems)
         for name, need in plan.to_make.items():
             jobs = candidate_jobs(name, plan.sources[name], by_class, seed, max_per_source)
@@ -731,7 +731,7 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
                 window = next(windows, None)
                 if window is None:
                     break
-                made = context.run(window, need - kept)
+                made = runner.run(window, need - kept)
                 kept += made
                 misses = 0 if made else misses + len(window)
     bar.close()
@@ -825,7 +825,7 @@ def _unrecorded_before_done(window: list[Job], recorded: dict[int, dict], still_
     return False
 
 
-class _Window:
+class _WindowRunner:
     """Generates, judges, writes and records the jobs of one window (see `run`)."""
 
     def __init__(self, entries, reader, pipe, judge, min_confidence, strength, out: Path, manifest, bar, tally: Counter,
@@ -968,26 +968,30 @@ def _copy_originals(reader, entries: dict[str, Entry], names: dict[str, str], ou
             if loaded is None:
                 unreadable.append(entry.source_id)
                 continue
-            data = None if entry.path else _png_bytes(loaded.image)
-            expected = hashlib.sha256(data).hexdigest() if data is not None else _sha256_file(entry.path)
+            data = None if entry.path else _png_bytes(loaded.image)  # pixels from a table: written as PNG
             if dest.is_symlink() or dest.exists():
+                digest = hashlib.sha256(data).hexdigest() if data is not None else _sha256_file(entry.path)
                 ours = (link and _same_file(dest, entry.path)) or (
-                    not dest.is_symlink() and dest.is_file() and _sha256_file(dest) == expected)
+                    not dest.is_symlink() and dest.is_file() and _sha256_file(dest) == digest)
                 if not ours:
                     foreign.append(f"{dest} (holds other content than {entry.where})")
                     continue
             elif data is not None:
                 atomic_write(dest, lambda tmp: Path(tmp).write_bytes(data))
+                digest = hashlib.sha256(data).hexdigest()
             elif link:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(entry.path, dest)
                 except OSError:
                     os.symlink(os.path.abspath(entry.path), dest)
+                digest = _sha256_file(entry.path)
             else:
-                atomic_write(dest, lambda tmp, src=entry.path: _copy_bytes(src, tmp))
+                copied = hashlib.sha256()
+                atomic_write(dest, lambda tmp, src=entry.path: _copy_bytes(src, tmp, copied))
+                digest = copied.hexdigest()
             size, mtime_ns = _stat_key(dest)
-            f.write(json.dumps({"source_id": entry.source_id, "file": rel, "sha256": expected, "size": size,
+            f.write(json.dumps({"source_id": entry.source_id, "file": rel, "sha256": digest, "size": size,
                                 "mtime_ns": mtime_ns, "how": "link" if link and entry.path else "copy"}) + "\n")
             f.flush()
             readable.add(entry.source_id)
@@ -1009,7 +1013,9 @@ def _same_file(a: Path, b: str | None) -> bool:
         return False
 
 
-def _copy_bytes(src: str, dst: str) -> None:
+def _copy_bytes(src: str, dst: str, digest) -> None:
+    """Copy src to dst, feeding the bytes to `digest` (hashlib) on the way: one read of each file."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         for chunk in iter(lambda: fin.read(1 << 20), b""):
+            digest.update(chunk)
             fout.write(chunk)
