@@ -3,9 +3,10 @@ uninterrupted run, and a summary that says what is on disk?
 
 One uninterrupted reference run on the bundled sample (100 real FER faces, the shipped
 generator), then a second run into another folder that is killed with SIGKILL after a random
-delay (seeded), resumed, killed again, ... `--cycles` times, and finally resumed to the end. A
-quarter of the kills land in start-up (model loading, the originals' copy), the others anywhere
-in the synthesis (between a face's write and its manifest line, between windows). The result compares
+delay (seeded), resumed, killed again, ... `--cycles` times, and finally resumed to the end. Every
+fourth kill lands in start-up (model loading, the originals' copy), the others after a random
+number of newly recorded jobs plus a random fraction of a window's time (mid-window, between a
+face's write and its manifest line, between windows). The result compares
 the two folders file by file (names and bytes), checks summary.json against the files (every
 class folder's count, every kept face's digest), the manifest (no job twice, the same jobs), the
 lock file and stale temporary files, and writes it as JSON.
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default=str(REPO / "examples" / "sample"))
     p.add_argument("--cycles", type=int, default=20)
     p.add_argument("--seed", type=int, default=0, help="seeds the kill delays")
-    p.add_argument("--target", type=int, default=40, help="images per class (default 40: 148 faces to make)")
+    p.add_argument("--target", type=int, default=60, help="images per class (default 60: 268 faces to make)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--work", help="folder for the two runs (default: a temporary one)")
     p.add_argument("--out", default=str(REPO / "docs" / "runs" / "rebalance-kill-resume.json"))
@@ -92,29 +93,44 @@ def main(argv=None) -> int:
         raise SystemExit(f"the reference run failed (exit {proc.returncode})")
     whole_s = time.perf_counter() - t
     startup_s = startup_s or whole_s
-    # A quarter of the kills land in start-up (model loading, the originals' copy), the rest in
-    # the synthesis, spread so that the cycles together do about three quarters of its work.
+    # Every fourth kill lands in start-up (imports, model loading, the originals' copy and
+    # checks): a random time before the first face. The others land in the synthesis: after a
+    # random number of faces the resumed run records (about 60% of the jobs over all cycles, the
+    # rest left to the last resume), plus a random fraction of a window's time, so that kills
+    # fall mid-window and between a face's write and its manifest line.
+    jobs = _lines(reference / "manifest.jsonl")
+    synthesis_cycles = args.cycles - (args.cycles + 3) // 4
+    per_cycle = max(1.0, 0.6 * jobs / max(1, synthesis_cycles) - args.batch_size)  # a window in flight ends too
+    window_s = (whole_s - startup_s) / max(1, jobs) * args.batch_size
     rng = random.Random(args.seed)
     cycles = []
+    manifest = killed / "manifest.jsonl"
     for cycle in range(args.cycles):
-        if rng.random() < 0.25:
-            delay = rng.uniform(0.2, startup_s)
-        else:
-            delay = startup_s + rng.uniform(0, 2 * (whole_s - startup_s) / args.cycles)
-        before = {"manifest_lines": _lines(killed / "manifest.jsonl"), "originals": _lines(killed / "originals.jsonl")}
+        in_startup = cycle % 4 == 0
+        faces = 0 if in_startup else rng.randint(1, max(1, round(2 * per_cycle)))
+        delay = rng.uniform(0.2, startup_s) if in_startup else rng.uniform(0, window_s)
+        before = {"manifest_lines": _lines(manifest), "originals": _lines(killed / "originals.jsonl")}
         proc = subprocess.Popen([FXAUG, "rebalance", run_args[0], "--out", str(killed), "--resume", *run_args[1:]],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        t = time.perf_counter()
+        if not in_startup:  # wait until this run has recorded `faces` jobs
+            while proc.poll() is None and _lines(manifest) < before["manifest_lines"] + faces and \
+                    time.perf_counter() - t < 300:
+                time.sleep(0.002)
         try:
             proc.wait(timeout=delay)
-            was_killed = False
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
-            was_killed = True
+        killed_at_s = time.perf_counter() - t
         proc.wait()
+        was_killed = proc.returncode == -signal.SIGKILL
         stderr = proc.stderr.read().decode(errors="replace")
         cycles.append({
-            "cycle": cycle, "delay_s": round(delay, 2), "killed": was_killed, "exit": proc.returncode,
-            "manifest_lines": _lines(killed / "manifest.jsonl") - before["manifest_lines"],
+            "cycle": cycle, "aimed_at": "start-up" if in_startup else "synthesis",
+            "after_faces": None if in_startup else faces, "delay_s": round(delay, 3),
+            "killed": was_killed, "killed_after_s": round(killed_at_s, 2) if was_killed else None,
+            "exit": proc.returncode,
+            "manifest_lines": _lines(manifest) - before["manifest_lines"],
             "originals_recorded": _lines(killed / "originals.jsonl") - before["originals"],
             "error": stderr.strip().splitlines()[-1] if (not was_killed and proc.returncode) else None,
         })
@@ -135,6 +151,8 @@ def main(argv=None) -> int:
         "model": json.loads((reference / "plan.json").read_text())["model"],
         "target": args.target, "batch_size": args.batch_size, "seed": args.seed,
         "cycles": args.cycles, "killed": sum(c["killed"] for c in cycles),
+        "killed_in_start_up": sum(c["killed"] and c["aimed_at"] == "start-up" for c in cycles),
+        "killed_in_synthesis": sum(c["killed"] and c["aimed_at"] == "synthesis" for c in cycles),
         "ended_before_the_kill": sum(not c["killed"] for c in cycles),
         "cycles_that_recorded_faces": sum(c["manifest_lines"] > 0 for c in cycles),
         "faces_recorded_before_the_last_resume": sum(c["manifest_lines"] for c in cycles),

@@ -183,13 +183,23 @@ def test_a_second_run_on_the_same_out_is_refused_while_the_first_holds_it(small,
 
 
 def test_a_killed_runs_lock_file_does_not_block_resume(small, reference, tmp_path):
-    """The lock is an OS lock: the file a killed run leaves (naming a dead pid) is no lock."""
+    """The lock is an OS lock: the file a killed run leaves (naming a dead pid) is no lock. And
+    what a kill leaves between a file's write and its record (an original not in originals.jsonl,
+    a face not in the manifest) is adopted, since it holds the very bytes the run writes there."""
     out = tmp_path / "stale"
     shutil.copytree(reference, out)
     (out / SUMMARY).unlink()
     (out / LOCK).write_text(json.dumps({"pid": 999999, "host": "gone", "started": "then", "command": "fxaug"}))
+    ledger = (out / "originals.jsonl").read_text().splitlines(keepends=True)
+    (out / "originals.jsonl").write_text("".join(ledger[:-3]))
+    lines = (out / MANIFEST).read_text().splitlines(keepends=True)
+    (out / MANIFEST).write_text("".join(lines[:-1]))
     _run("rebalance", small, "--out", out, "--resume", *KILL_ARGS)
     assert _summary(out)["made"] == _summary(reference)["made"] and not (out / LOCK).exists()
+    assert _files(out) == _files(reference) and _summary(out)["foreign_files"] == 0
+    assert (out / "originals.jsonl").read_text().count("\n") == len(ledger)
+    assert (out / MANIFEST).read_text() == "".join(lines)
+    _assert_truthful(out)
 
 
 def test_duplicate_manifest_lines_and_missing_files_are_not_counted(small, reference, tmp_path):
