@@ -265,8 +265,10 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--judge", help="judge checkpoint (default: the shipped FERPlus judge)")
     p.add_argument("--strength", type=float, default=1.0)
     p.add_argument("--link", action="store_true", help="hard-link originals instead of copying")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (only an fxaug run: one with plan.json)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and stop (reads the model's config.json only: no weights, no image decoded)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
