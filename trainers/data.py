@@ -257,7 +257,9 @@ def _prepare(cfg: TrainConfig, cache: Path, progress: bool) -> TrainingSet:
     no_face = sum(len(c["no_face"]) for c in chunks)
     if no_face:
         log.warning("%d of %d images without a face were left out", no_face, int(queued.sum()))
-    if prepared_images:
+    if prepared_images and cfg.method == "image":  # no face is looked for
+        log.info("prepared %d images in %.1f s (%.1f images/s)", prepared_images, elapsed, prepared_images / max(elapsed, 1e-9))
+    elif prepared_images:
         log.info("prepared %d faces from %d images in %.1f s (%.1f faces/s)", prepared_faces, prepared_images,
                  elapsed, prepared_faces / max(elapsed, 1e-9))
 
