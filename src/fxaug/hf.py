@@ -52,6 +52,12 @@ class Augmenter:
         device: str = "auto",
         batch_size: int = 64,
     ):
+        # Recorded (fxaug_model column, fingerprint) so that it is found again from any folder:
+        # a checkpoint folder by its absolute path, a shipped model by its name.
+        if isinstance(model, (str, bytes, os.PathLike)):
+            from .models import model_reference
+
+            model = model_reference(os.fsdecode(model))
         self.model = None if model is None else str(model)
         self.targets = None if targets is None else tuple(E.parse_list(targets))
         self.per_image = int(per_image)

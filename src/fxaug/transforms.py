@@ -14,6 +14,7 @@ transform is pickled to a DataLoader worker, which loads its own.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Sequence
 
@@ -61,6 +62,12 @@ class ExpressionTransfer(ImageOnlyTransform):
         if model is not None and not isinstance(model, (str, bytes)) and hasattr(model, "state_dict"):
             self._loaded = model
             model = getattr(model, "checkpoint_path", None)
+        # Serialised (albumentations' to_dict, worker pickles) so that it is found again from any
+        # folder: a checkpoint folder by its absolute path, a shipped model by its name.
+        if isinstance(model, (str, bytes, os.PathLike)):
+            from .models import model_reference
+
+            model = model_reference(os.fsdecode(model))
         self.model = None if model is None else str(model)
         if isinstance(strength, (list, tuple)):
             if len(strength) != 2 or strength[0] > strength[1]:
