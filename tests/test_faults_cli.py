@@ -371,3 +371,146 @@ def test_fiftyone_info_stores_a_resolved_model_path(tmp_path, monkeypatch):
     assert info["model"] == resolved
     assert {face.model for group in groups for face in group.synthesized} == {resolved}
     assert model_reference(SHIPPED) == SHIPPED  # a shipped model keeps its name
+
+
+# -- transfer's folder walk, several-face notes, pixel-bounded batches, model references -----
+# (issue #19, items 8, 14, 15 and 19, as far as `fxaug transfer` and the library entry points go)
+
+def test_transfer_walk_reports_links_out_of_the_folder_dangling_links_and_fifos(tmp_path):
+    folder = tmp_path / "in"
+    _face(folder / "a.png", 0)
+    _face(folder / "sub" / "b.png", 1)
+    outside = _face(tmp_path / "outside" / "secret.png", 2)
+    os.symlink(outside, folder / "secret.png")  # an image, but not in the folder given
+    os.symlink(tmp_path / "missing.png", folder / "dangling.png")
+    os.mkfifo(folder / "fifo.png")  # reading it would block for ever
+    run = subprocess.run([FXAUG, "transfer", str(folder), "--to", "happy", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    assert _files(tmp_path / "o") == {"a.png", "sub/b.png"}  # only the real images
+    skipped = [line for line in run.stderr.splitlines() if line.startswith("fxaug: skipped ")]
+    for name in ("secret.png", "dangling.png", "fifo.png"):
+        assert sum(f"{folder / name}: " in line for line in skipped) == 1, (name, run.stderr)
+    assert len(skipped) == 3, run.stderr
+    assert "wrote 2 images" in run.stdout and "3 " in run.stdout.split(";")[-1], run.stdout
+    assert outside.read_bytes() == FACES[2].read_bytes()  # nothing outside was touched
+
+
+def _two_face_picture(path: Path, scale: int = 3) -> Path:
+    """Two sample faces side by side, scaled up so that the detector finds both."""
+    w = 48 * scale
+    canvas = Image.new("L", (2 * w + 3 * w // 4, w + w // 2), 128)
+    for index, x in ((0, w // 4), (1, w + w // 2)):
+        canvas.paste(Image.open(FACES[index]).convert("L").resize((w, w), Image.BICUBIC), (x, w // 4))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def test_transfer_names_the_file_when_it_edited_one_of_several_faces(tmp_path, capsys):
+    from fxaug.pipeline import ExpressionPipeline
+
+    two = _two_face_picture(tmp_path / "in" / "two.png")
+    one = _face(tmp_path / "in" / "one.png", 2)
+    found = ExpressionPipeline(SHIPPED, device="cpu").transfer([np.asarray(Image.open(two))], "happy")[0]
+    assert found.faces == 2  # the detector does find both faces
+    assert main(["transfer", str(tmp_path / "in"), "--to", "happy", "--out", str(tmp_path / "o")]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "faces found" in line]
+    assert notes == [f"fxaug: {two}: {found.note}"], err
+    assert str(one) not in err
+
+
+def _sizes_pictures(folder: Path) -> list[Path]:
+    """Sample faces at several sizes (48 to 192 px), so that batches by pixels differ from batches by count."""
+    made = []
+    for i, scale in enumerate([1, 4, 2, 1, 3, 4, 1, 2]):
+        path = folder / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(FACES[i % len(FACES)]).resize((48 * scale, 48 * scale), Image.BICUBIC).save(path)
+        made.append(path)
+    return made
+
+
+def test_transfer_batches_are_bounded_by_decoded_pixels(tmp_path, monkeypatch, capsys):
+    from fxaug.pipeline import ExpressionPipeline
+
+    pictures = _sizes_pictures(tmp_path / "in")
+    batches: list[list[int]] = []
+    real_transfer = ExpressionPipeline.transfer
+
+    def recording(self, images, *args, **kwargs):  # the real transfer, with each batch's sizes noted
+        batches.append([int(np.asarray(im).shape[0]) for im in images])
+        return real_transfer(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(ExpressionPipeline, "transfer", recording)
+    assert main(["transfer", str(tmp_path / "in"), "--to", "happy", "--out", str(tmp_path / "whole")]) == 0
+    assert len(batches) == 1 and len(batches[0]) == len(pictures)  # 8 small images: one batch, as before
+    batches.clear()
+    budget = 200 * 200  # one 192 px face, or a few small ones
+    assert main(["transfer", str(tmp_path / "in"), "--to", "happy", "--out", str(tmp_path / "split"),
+                 "--batch-pixels", str(budget)]) == 0
+    assert len(batches) > 1
+    for batch in batches:  # every batch within the budget (an image above it would go alone)
+        assert sum(side * side for side in batch) <= budget or len(batch) == 1, batches
+    assert sorted(side for batch in batches for side in batch) == sorted(48 * s for s in [1, 4, 2, 1, 3, 4, 1, 2])
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert _files(whole) == _files(split) == {p.name for p in pictures}
+    for name in _files(whole):
+        assert (whole / name).read_bytes() == (split / name).read_bytes(), name
+    capsys.readouterr()
+
+
+def test_transfer_batch_pixels_default_is_the_shared_budget(capsys):
+    from fxaug.cli import build_parser
+    from fxaug.data import BATCH_PIXELS
+
+    args = build_parser().parse_args(["transfer", "x.png", "--to", "happy"])
+    assert args.batch_pixels == BATCH_PIXELS == 16_000_000
+
+
+def test_image_size_reads_the_header_only(tmp_path):
+    from fxaug.data import BadInput, image_size
+
+    big = tmp_path / "big.png"
+    Image.new("L", (3000, 2000)).save(big)
+    assert image_size(big) == (3000, 2000)
+    os.mkfifo(tmp_path / "fifo.png")
+    with pytest.raises(BadInput, match="not a regular file"):
+        image_size(tmp_path / "fifo.png")  # refused without blocking
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(BadInput, match="not an image"):
+        image_size(tmp_path / "text.png")
+
+
+def test_augmenter_records_a_resolved_model_path(tmp_path, monkeypatch):
+    import datasets
+
+    import fxaug
+
+    _copy_shipped(tmp_path / "models" / "mine")
+    monkeypatch.chdir(tmp_path)
+    resolved = str((tmp_path / "models" / "mine").resolve())
+    aug = fxaug.Augmenter(model="models/mine", targets=["happy"])
+    assert aug.model == resolved
+    ds = datasets.Dataset.from_dict({"image": [Image.open(FACES[0]).convert("RGB")], "label": ["neutral"]},
+                                    features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")}))
+    out = ds.map(aug, batched=True, with_indices=True)
+    assert [r["fxaug_model"] for r in out if r["fxaug_target"]] == [resolved]
+    assert fxaug.Augmenter(model=SHIPPED).model == SHIPPED  # a shipped model keeps its name
+
+
+def test_expression_transfer_records_a_resolved_model_path(tmp_path, monkeypatch):
+    import albumentations as A
+
+    from fxaug.transforms import ExpressionTransfer
+
+    _copy_shipped(tmp_path / "models" / "mine")
+    monkeypatch.chdir(tmp_path)
+    resolved = str((tmp_path / "models" / "mine").resolve())
+    t = ExpressionTransfer("happy", model="models/mine", p=1.0)
+    assert t.model == resolved
+    assert A.to_dict(A.Compose([t]))["transform"]["transforms"][0]["model"] == resolved
+    assert ExpressionTransfer("happy", model=Path("models/mine")).model == resolved
+    assert ExpressionTransfer("happy", model=SHIPPED).model == SHIPPED

@@ -77,6 +77,8 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 @command
 def _transfer(sub: argparse._SubParsersAction) -> None:
+    from .data import BATCH_PIXELS
+
     p = sub.add_parser(
         "transfer",
         help="give faces in images a target expression",
@@ -99,7 +101,10 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
                    help="replace files that already exist in --out (without it, transfer refuses to start when any "
                    "output file exists); an input is never replaced")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="images decoded and transferred together (default: 64)")
+    p.add_argument("--batch-pixels", type=int, default=BATCH_PIXELS,
+                   help=f"and at most this many pixels in a batch, read from the files' headers before decoding "
+                   f"(default: {BATCH_PIXELS:,}; a larger image goes alone)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (-q also silences it)")
     p.set_defaults(run=run_transfer)
 
@@ -110,34 +115,46 @@ def run_transfer(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from . import emotions as E
-    from .data import BadInput, decode_image
+    from .data import BadInput, ReadReport, decode_image
     from .io import write_image
     from .models import select_model
     from .pipeline import ExpressionPipeline
 
+    if args.batch_size < 1 or args.batch_pixels < 1:
+        raise ValueError(f"--batch-size and --batch-pixels must be at least 1 (got {args.batch_size}, {args.batch_pixels})")
     target = E.canonical(args.target)
-    files = _transfer_plan(args.inputs, args.out, overwrite=args.overwrite)
+    walk = ReadReport(log_limit=0)  # its problems are printed below, once each, not logged too
+    files = _transfer_plan(args.inputs, args.out, overwrite=args.overwrite, report=walk)
     model = args.model or select_model(target, args.method)
     pipe = ExpressionPipeline(model, method=args.method, device=args.device, batch_size=args.batch_size)
     pipe.check_target(target)
     out = _writable_folder(args.out)
-    done = failed = no_face = 0
+    for problem in walk.problems:  # links out of a folder given, dangling links, FIFOs, ...
+        print(f"fxaug: skipped {problem.source}: {problem.reason}", file=sys.stderr)
+    done = no_face = 0
+    failed = len(walk.problems)
     bar = tqdm(total=len(files), desc="transfer", unit="image", disable=args.quiet or args.no_progress)
-    for start in range(0, len(files), args.batch_size):
-        chunk = files[start : start + args.batch_size]
+
+    def unreadable(path, err) -> None:
+        nonlocal failed
+        tqdm.write(f"fxaug: skipped {path}: {err}", file=sys.stderr)
+        failed += 1
+        bar.update()
+
+    for chunk in _transfer_batches(files, args.batch_size, args.batch_pixels, unreadable):
         images, kept = [], []
         for path, output in chunk:
             try:
                 images.append(decode_image(path, color="native")[0])
                 kept.append((path, output))
             except BadInput as err:
-                tqdm.write(f"fxaug: skipped {path}: {err}", file=sys.stderr)
-                failed += 1
-                bar.update()
+                unreadable(path, err)
         for (path, output), result in zip(kept, pipe.transfer(images, target, args.strength)):
             if not result.found:
                 tqdm.write(f"fxaug: {path}: {result.reason}; written unchanged", file=sys.stderr)
                 no_face += 1
+            elif result.note:  # several faces: say which one was edited
+                tqdm.write(f"fxaug: {path}: {result.note}", file=sys.stderr)
             if output.exists() and not args.overwrite:  # appeared while this run worked
                 tqdm.write(f"fxaug: skipped {path}: {output} appeared meanwhile; not replaced (--overwrite "
                            f"replaces it)", file=sys.stderr)
@@ -153,38 +170,67 @@ def run_transfer(args: argparse.Namespace) -> int:
             bar.update()
             bar.set_postfix_str(f"written={done}, no face={no_face}, skipped={failed}", refresh=False)
     bar.close()
-    print(f"wrote {done} images to {out}{os.sep} ({no_face} without a face, unchanged; {failed} unreadable or "
-          f"in the way, skipped)")
+    print(f"wrote {done} images to {out}{os.sep} ({no_face} without a face, unchanged; {failed} unreadable, "
+          f"not followed or in the way, skipped)")
     return 0 if done or not files else 1
+
+
+def _transfer_batches(files, batch_size: int, batch_pixels: int, unreadable):
+    """`files` in order, in batches of at most `batch_size` images and `batch_pixels` pixels
+    (read from each file's header, nothing decoded), so that a batch of large photos never
+    decodes more than the budget at once; an image larger than the budget goes alone. A file
+    whose header cannot be read is passed to `unreadable(path, reason)` and left out."""
+    from .data import BadInput, image_size
+
+    batch, pixels = [], 0
+    for path, output in files:
+        try:
+            width, height = image_size(path)
+        except BadInput as err:
+            unreadable(path, err)
+            continue
+        if batch and (len(batch) >= batch_size or pixels + width * height > batch_pixels):
+            yield batch
+            batch, pixels = [], 0
+        batch.append((path, output))
+        pixels += width * height
+    if batch:
+        yield batch
 
 
 class OutputError(ValueError):
     """An output that cannot be written (read-only or full --out, a file in the way)."""
 
 
-def _transfer_plan(inputs: list[str], out_dir: str, overwrite: bool = False):
+def _transfer_plan(inputs: list[str], out_dir: str, overwrite: bool = False, report=None):
     """(input, output path) for every image to transfer, before anything is loaded or written.
 
     Outputs keep the inputs' relative paths: a file below a folder given keeps its path under
     that folder; when the inputs come from several folders, every path is taken from their
     common folder, so a/x.png and b/x.png stay two files. The same file named twice is one
     input. Refuses (ValueError) two inputs that would share an output, an output that is an
-    input, and, without `overwrite`, an output that exists."""
+    input, and, without `overwrite`, an output that exists. Folders are walked as the dataset
+    readers walk them: links that lead out of the folder given, dangle or loop, FIFOs and
+    devices are not followed but added to `report` (those named like images, and folders)."""
     import os
     from pathlib import Path
 
-    from .data import IMAGE_EXTENSIONS
+    from .data import IMAGE_EXTENSIONS, ReadReport, image_files
     from .io import image_output_path
+
+    walk = ReadReport(log_limit=0)
 
     found: list[tuple[Path, Path]] = []  # (input, its anchor: the folder given, or the file's folder)
     for item in map(Path, inputs):
         anchor = Path(os.path.abspath(item))
         if item.is_dir():
-            for path in sorted(item.rglob("*")):
-                if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith("."):
-                    found.append((path, anchor))
+            found.extend((path, anchor) for path in image_files(item, walk))
         else:  # a file; one that cannot be read is reported and skipped when decoded
             found.append((item, anchor.parent))
+    if report is not None:
+        for problem in walk.problems:  # a dangling README link is no skipped image
+            if problem.source.endswith(os.sep) or os.path.splitext(problem.source)[1].lower() in IMAGE_EXTENSIONS:
+                report.add(problem.source, problem.reason, problem.kind)
     anchors = {anchor for _, anchor in found}
     common = Path(os.path.commonpath([str(a) for a in anchors])) if len(anchors) > 1 else None
     out = Path(out_dir)

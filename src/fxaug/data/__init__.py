@@ -18,7 +18,7 @@ import os
 from .base import DatasetReader
 from .folders import ClassFolderReader, image_files, looks_like_class_tree
 from .hf import HFDatasetReader
-from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, decode_image
+from .images import BATCH_PIXELS, DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, decode_image, image_size
 from .records import BadInput, Entry, FaceRecord, Problem, ReadReport
 from .tables import AFFECTNET_CSVS, AffectNetReader, Fer2013Reader, csv_header
 
@@ -28,6 +28,7 @@ log = logging.getLogger("fxaug.data")
 __all__ = [
     "FORMATS",
     "AffectNetReader",
+    "BATCH_PIXELS",
     "BadInput",
     "ClassFolderReader",
     "DatasetReader",
@@ -42,6 +43,7 @@ __all__ = [
     "decode_image",
     "detect_format",
     "image_files",
+    "image_size",
     "open_dataset",
 ]
 

@@ -26,6 +26,10 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # The most bytes a file may have, and its decoded pixels may take, before anything is read or
 # decoded (a 64 Mpx 16-bit RGBA TIFF is 512 MB either way).
 DEFAULT_MAX_BYTES = 1 << 30
+# Source pixels decoded at once by one `fxaug transfer` batch or one rebalance window, whatever
+# their count: 64 FER faces are 0.15 M; 16 M is 16 one-megapixel photos (the pipeline needs
+# ~120 bytes a pixel at its peak: ~2 GB).
+BATCH_PIXELS = 16_000_000
 _STRIP_PIXELS = 1 << 22  # large images are converted this many pixels at a time
 # Bytes per pixel of each PIL mode, to know an image's decoded size from its header alone.
 # (PIL keeps 3- and 2-band images in 4 bytes a pixel.)
@@ -135,6 +139,28 @@ def decode_image(
     with stream:
         img, notes = _decode(stream, max_pixels, max_bytes)
     return _convert(img, notes, color)
+
+
+def image_size(path: str | os.PathLike, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tuple[int, int]:
+    """(width, height) of an image file from its header alone, nothing decoded: to plan work by
+    pixels before decoding. Raises BadInput as decode_image would for a file that is not a
+    regular file (a FIFO is refused without blocking), is too large, or is not an image."""
+    with _open_regular(Path(path), max_bytes) as stream:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(stream) as img:
+                    return img.size
+        except UnidentifiedImageError:
+            stream.seek(0)
+            claimed = _claimed_format(stream.read(12))
+            if claimed:
+                raise BadInput(f"corrupt image ({claimed} signature, but the data cannot be decoded)") from None
+            raise BadInput("not an image (unrecognised format)") from None
+        except Image.DecompressionBombError as e:
+            raise BadInput(f"image too large ({e})") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise BadInput(f"corrupt image ({e or type(e).__name__})") from None
 
 
 def _decode(stream, max_pixels: int | None, max_bytes: int | None):
