@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import emotions as E
-from .data import IMAGE_EXTENSIONS, open_dataset
+from .data import BATCH_PIXELS, IMAGE_EXTENSIONS, image_size, open_dataset
 from .data.records import Entry
 from .io import atomic_write, write_text
 
@@ -57,9 +57,8 @@ SUMMARY = "summary.json"
 PLAN = "plan.json"
 ORIGINALS = "originals.jsonl"
 LOCK = ".fxaug.lock"
-# Source pixels decoded at once: 64 FER faces are 0.15 M; 16 M is 16 one-megapixel photos
-# (the pipeline needs ~120 bytes a pixel at its peak: ~2 GB).
-WINDOW_PIXELS = 16_000_000
+# Source pixels decoded at once: the budget `fxaug transfer` batches by too (one place).
+WINDOW_PIXELS = BATCH_PIXELS
 # fxaug.io.atomic_write's temporary files: ".<name>.<8 random characters>.tmp" (tempfile.mkstemp)
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 # the synthesized faces' name space (first path component below a class folder), and names an
@@ -702,11 +701,8 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
         if source_id not in sizes:
             entry = entries[source_id]
             try:
-                if entry.path:
-                    from PIL import Image
-
-                    with Image.open(entry.path) as im:
-                        w, h = im.size
+                if entry.path:  # header only; refuses a FIFO without blocking
+                    w, h = image_size(entry.path)
                     sizes[source_id] = w * h
                 else:
                     sizes[source_id] = int(np.prod(entry.load()[0].shape[:2]))
@@ -983,9 +979,11 @@ def _copy_originals(reader, entries: dict[str, Entry], names: dict[str, str], ou
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     os.link(entry.path, dest)
-                except OSError:
-                    os.symlink(os.path.abspath(entry.path), dest)
-                digest = _sha256_file(entry.path)
+                    digest = _sha256_file(entry.path)
+                except OSError:  # another device: copy (a symlink would point back into the dataset)
+                    copied = hashlib.sha256()
+                    atomic_write(dest, lambda tmp, src=entry.path: _copy_bytes(src, tmp, copied))
+                    digest = copied.hexdigest()
             else:
                 copied = hashlib.sha256()
                 atomic_write(dest, lambda tmp, src=entry.path: _copy_bytes(src, tmp, copied))
