@@ -7,6 +7,7 @@ truncated, empty, oversized and non-image files refused with a reason.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -145,40 +146,18 @@ def image_size(path: str | os.PathLike, max_bytes: int | None = DEFAULT_MAX_BYTE
     """(width, height) of an image file from its header alone, nothing decoded: to plan work by
     pixels before decoding. Raises BadInput as decode_image would for a file that is not a
     regular file (a FIFO is refused without blocking), is too large, or is not an image."""
-    with _open_regular(Path(path), max_bytes) as stream:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(stream) as img:
-                    return img.size
-        except UnidentifiedImageError:
-            stream.seek(0)
-            claimed = _claimed_format(stream.read(12))
-            if claimed:
-                raise BadInput(f"corrupt image ({claimed} signature, but the data cannot be decoded)") from None
-            raise BadInput("not an image (unrecognised format)") from None
-        except Image.DecompressionBombError as e:
-            raise BadInput(f"image too large ({e})") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise BadInput(f"corrupt image ({e or type(e).__name__})") from None
-
-
-def _decode(stream, max_pixels: int | None, max_bytes: int | None):
-    notes: list[str] = []
-    try:
+    with _open_regular(Path(path), max_bytes) as stream, _pil_errors(stream):
         with warnings.catch_warnings():
-            # Our own max_pixels check below replaces PIL's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(stream)
-            w, h = img.size
-            if max_pixels is not None and w * h > max_pixels:
-                raise BadInput(f"image too large ({w}x{h} = {w * h} pixels; limit max_pixels={max_pixels})")
-            # Decoding keeps PIL's pixels and (for conversions) a copy side by side.
-            decoded = w * h * _MODE_BYTES.get(img.mode, 4)
-            if max_bytes is not None and decoded + w * h * 3 > max_bytes:
-                raise BadInput(f"image too large to decode ({w}x{h} {img.mode} takes {_size_text(decoded)} decoded, "
-                               f"{_size_text(decoded + w * h * 3)} with its 8-bit copy; limit max_bytes={max_bytes})")
-            img.load()
+            with Image.open(stream) as img:
+                return img.size
+
+
+@contextlib.contextmanager
+def _pil_errors(stream):
+    """PIL's errors while reading `stream` as BadInput with the reason (one wording for every reader)."""
+    try:
+        yield
     except BadInput:
         raise
     except UnidentifiedImageError:
@@ -194,6 +173,24 @@ def _decode(stream, max_pixels: int | None, max_bytes: int | None):
         if "truncated" in text.lower() or "broken data stream" in text.lower():
             raise BadInput(f"truncated or corrupt image data ({text})") from None
         raise BadInput(f"corrupt image ({text or type(e).__name__})") from None
+
+
+def _decode(stream, max_pixels: int | None, max_bytes: int | None):
+    notes: list[str] = []
+    with _pil_errors(stream):
+        with warnings.catch_warnings():
+            # Our own max_pixels check below replaces PIL's decompression-bomb warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(stream)
+            w, h = img.size
+            if max_pixels is not None and w * h > max_pixels:
+                raise BadInput(f"image too large ({w}x{h} = {w * h} pixels; limit max_pixels={max_pixels})")
+            # Decoding keeps PIL's pixels and (for conversions) a copy side by side.
+            decoded = w * h * _MODE_BYTES.get(img.mode, 4)
+            if max_bytes is not None and decoded + w * h * 3 > max_bytes:
+                raise BadInput(f"image too large to decode ({w}x{h} {img.mode} takes {_size_text(decoded)} decoded, "
+                               f"{_size_text(decoded + w * h * 3)} with its 8-bit copy; limit max_bytes={max_bytes})")
+            img.load()
     return img, notes
 
 
