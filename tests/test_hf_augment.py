@@ -50,11 +50,16 @@ def test_classlabel_datasets(tiny_parts_model):
     names = ["anger", "contempt", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
     ds = datasets.Dataset.from_dict({"image": [Image.fromarray(p) for p in photos], "label": [5, 5, 4, 6]},
                                     features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)}))
+    # The map reads the ClassLabel's names from the dataset's features; for_dataset binds them too.
+    for aug in (fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy"]),
+                fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy"]).for_dataset(ds)):
+        out = ds.map(aug, batched=True, with_indices=True)
+        assert out.features["label"] == ds.features["label"]
+        made = [r for r in out if r["fxaug_target"]]
+        assert len(made) == 3 and all(r["label"] == names.index("happiness") for r in made)
+    # A batch that is a plain dict (no Dataset behind it) says what it needs.
     with pytest.raises(TypeError, match="class names"):
-        ds.map(fxaug.Augmenter(model=str(tiny_parts_model)), batched=True)
-    out = ds.map(fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy"]).for_dataset(ds), batched=True, with_indices=True)
-    made = [r for r in out if r["fxaug_target"]]
-    assert len(made) == 3 and all(r["label"] == names.index("happiness") for r in made)
+        fxaug.Augmenter(model=str(tiny_parts_model))({"image": [photos[0]], "label": [5]})
 
 
 def test_fingerprint_is_stable_across_processes(tiny_parts_model):
@@ -98,3 +103,69 @@ def test_missing_column_is_named(tiny_parts_model):
     ds = datasets.Dataset.from_dict({"img": [Image.new("L", (8, 8))], "label": ["happy"]})
     with pytest.raises(KeyError, match="no column 'image'"):
         ds.map(fxaug.Augmenter(model=str(tiny_parts_model)), batched=True)
+
+
+# ------------------------------------------------ typed provenance: a first batch that makes nothing
+@pytest.fixture(scope="module")
+def fer_ds(fer):
+    """12 FER2013 faces (Training split) with FERPlus labels: the first four happy, so a map
+    whose only target is happy synthesizes nothing in a first batch of four."""
+    rows = fer.sample(60, seed=3)
+    happy = [r for r in rows if fer.emotion(r) == "happy"][:4]
+    other = [r for r in rows if fer.emotion(r) in ("neutral", "sad", "surprise", "anger")][:8]
+    rows = happy + other
+    return datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(fer.images[r]) for r in rows], "label": [fer.emotion(r) for r in rows],
+         "row": [int(r) for r in rows]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("string"), "row": datasets.Value("int64")}))
+
+
+def test_first_batch_without_synthesis_keeps_provenance_types(fer_ds):
+    """Was: TypeError "Couldn't write column 'fxaug_target': its type in this file is null"."""
+    aug = fxaug.Augmenter(targets=["happy"])  # the shipped generator
+    out = fer_ds.map(aug, batched=True, batch_size=4, with_indices=True)
+    assert out.features == aug.features(fer_ds)
+    assert {k: out.features[k].dtype for k in fxaug.hf.PROVENANCE} == {
+        "fxaug_source_index": "int64", "fxaug_source_label": "string", "fxaug_target": "string",
+        "fxaug_method": "string", "fxaug_model": "string"}
+    assert out["fxaug_target"][:4] == [None] * 4  # the first batch: nothing synthesized
+    made = [r for r in out if r["fxaug_target"] is not None]
+    assert len(made) == 8 and len(out) == 20  # every face found: 12 originals, 8 happy faces
+    for r in made:
+        assert r["label"] == r["fxaug_target"] == "happy" and r["fxaug_model"] == "inpaint-ferplus-48"
+        assert r["row"] == fer_ds[r["fxaug_source_index"]]["row"]
+    # Declaring the features to datasets gives the same dataset.
+    declared = fer_ds.map(aug, batched=True, batch_size=4, with_indices=True, features=aug.features(fer_ds))
+    assert declared.features == out.features and declared["fxaug_target"] == out["fxaug_target"]
+    # Originals are copied as stored: their bytes are not decoded and encoded again.
+    raw = lambda d: d.cast_column("image", datasets.Image(decode=False))["image"]  # noqa: E731
+    originals = [i for i, t in enumerate(out["fxaug_target"]) if t is None]
+    assert [raw(out)[i]["bytes"] for i in originals] == [c["bytes"] for c in raw(fer_ds)]
+
+
+def test_with_rank_with_or_without_indices(tiny_parts_model, saved_ds):
+    """datasets calls fn(batch, rank) when with_rank is set without with_indices: the rank must
+    not be taken for the indices (it was: every source index read 0 or None)."""
+    ds = datasets.load_from_disk(str(saved_ds)).select(range(4))
+    aug = fxaug.Augmenter(model=str(tiny_parts_model), targets=["happy", "sad"])
+    with_both = ds.map(aug, batched=True, batch_size=2, with_indices=True, with_rank=True)
+    rank_only = ds.map(aug, batched=True, batch_size=2, with_rank=True)
+    assert sorted(set(with_both["fxaug_source_index"])) == [0, 1, 2, 3]
+    assert set(rank_only["fxaug_source_index"]) == {-1} and len(rank_only) == len(with_both)
+    # Not batched: index and rank are both ints, told apart by the map's own flags.
+    assert ds.map(aug, with_rank=True)["fxaug_source_index"] == [-1] * 4
+    assert ds.map(aug, with_indices=True, with_rank=True)["fxaug_source_index"] == [0, 1, 2, 3]
+    assert ds.map(aug, with_indices=True)["fxaug_source_index"] == [0, 1, 2, 3]
+    # A direct call: a lone int after a batch is the rank, and picks that rank's engine.
+    batch = {"image": [np.asarray(ds[0]["image"])], "label": ["neutral"]}
+    assert aug(batch, 1)["fxaug_source_index"][0] == -1 and 1 in aug._pipelines
+    assert aug(batch, [7], 1)["fxaug_source_index"][0] == 7
+
+
+def test_shard_start_matches_dataset_shard():
+    ds = datasets.Dataset.from_dict({"i": list(range(23))})
+    for shards in (1, 2, 3, 5, 23):
+        for index in range(shards):
+            assert ds.shard(shards, index)[0]["i"] == fxaug.hf.shard_start(len(ds), shards, index)
+    with pytest.raises(ValueError, match="shard index 2 is not in 0..1"):
+        fxaug.hf.shard_start(10, 2, 2)
