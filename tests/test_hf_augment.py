@@ -163,9 +163,11 @@ def test_with_rank_with_or_without_indices(tiny_parts_model, saved_ds):
 
 
 def test_shard_start_matches_dataset_shard():
+    from fxaug.hf import shard_start
+
     ds = datasets.Dataset.from_dict({"i": list(range(23))})
     for shards in (1, 2, 3, 5, 23):
         for index in range(shards):
-            assert ds.shard(shards, index)[0]["i"] == fxaug.hf.shard_start(len(ds), shards, index)
+            assert ds.shard(shards, index)[0]["i"] == shard_start(len(ds), shards, index)
     with pytest.raises(ValueError, match="shard index 2 is not in 0..1"):
-        fxaug.hf.shard_start(10, 2, 2)
+        shard_start(10, 2, 2)
