@@ -71,10 +71,11 @@ def test_rebalance_balances_and_manifest_matches(dataset, model_dir, tmp_path):
     before = _files(dataset)
     out = tmp_path / "balanced"
     run = _run("rebalance", dataset, "--out", out, "--model", model_dir, "--target", "45", "--batch-size", "16",
-               "--no-progress")
+               "--no-progress", "--identity")
     assert "made" in run.stdout and "look in" in run.stdout
-    counts = Counter(p.parent.name for p in out.rglob("*.png"))
+    counts = Counter(p.parent.name for p in out.rglob("*.png") if p.parent != out)
     assert counts == Counter({c: max(n, 45) for c, n in PER_CLASS.items()})
+    assert "class_histogram.png" in run.stdout and "contact_sheet.png" in run.stdout
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     kept = [m for m in manifest if m["kept"]]
     synthesized = sorted(str(p.relative_to(out)) for p in out.rglob("fxaug-*.png"))
@@ -88,6 +89,12 @@ def test_rebalance_balances_and_manifest_matches(dataset, model_dir, tmp_path):
             assert m["reason"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final"] == {c: max(n, 45) for c, n in PER_CLASS.items()} and not summary["short"]
+    # The figures beside summary.json, named in it, and nothing else at the top (atomic writes).
+    assert summary["figures"] == {"class_histogram": "class_histogram.png", "contact_sheet": "contact_sheet.png"}
+    assert sorted(p.name for p in out.glob("*.png")) == ["class_histogram.png", "contact_sheet.png"]
+    assert not list(out.glob(".*.tmp"))
+    for m in kept:  # every kept face measured against its source with fxaug's identity net
+        assert isinstance(m["identity_distance"], float) and 0 <= m["identity_distance"] < 2
     # Originals copied byte for byte; inputs untouched.
     for rel, data in before.items():
         assert (out / Path(rel).parent.name / Path(rel).name).read_bytes() == data
@@ -122,3 +129,79 @@ def test_kill_dash_9_then_resume_gives_the_uninterrupted_files(dataset, model_di
     b = [json.loads(x) for x in manifest.read_text().splitlines()]
     key = lambda m: (m["target"], m["job"])  # noqa: E731
     assert sorted(map(key, a)) == sorted(map(key, b)) and len(b) == len({key(m) for m in b})
+
+
+# -- figures and identity_distance, on the bundled sample with the shipped generator -----------
+
+SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sample"
+SAMPLE_ARGS = {"target": 14, "classes": ["sad", "fear", "anger"], "device": "cpu", "progress": False, "identity": True}
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    from fxaug.rebalance import rebalance
+
+    out = tmp_path_factory.mktemp("sample") / "out"
+    summary = rebalance(SAMPLE, out, **SAMPLE_ARGS)
+    return out, summary
+
+
+def test_identity_distance_is_the_nets_distance_to_its_own_source(sample_run):
+    import numpy as np
+
+    from fxaug.data import decode_image
+    from fxaug.metrics.identity import IdentityEncoder, identity_distance
+
+    out, summary = sample_run
+    kept = [m for m in map(json.loads, (out / "manifest.jsonl").read_text().splitlines()) if m["kept"]]
+    assert len(kept) == sum(summary["plan"].values()) == 14
+    sources = [decode_image(SAMPLE / m["source_id"], color="native")[0] for m in kept]
+    outputs = [decode_image(out / m["file"], color="native")[0] for m in kept]
+    encoder = IdentityEncoder("cpu")
+    own = identity_distance(sources, outputs, encoder)
+    recorded = np.array([m["identity_distance"] for m in kept])
+    assert recorded == pytest.approx(own, abs=2e-3)
+    # Each face is nearer its own source than another person's (the sample's faces are all different people).
+    others = identity_distance(sources[1:] + sources[:1], outputs, encoder)
+    assert recorded.mean() < others.mean() - 0.1
+
+
+def test_resumed_run_draws_the_figures_of_the_uninterrupted_one(sample_run, tmp_path):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from fxaug.rebalance import rebalance
+
+    whole, summary = sample_run
+    histogram, sheet = (whole / summary["figures"][k] for k in ("class_histogram", "contact_sheet"))
+    assert Image.open(histogram).size[0] > 300 and Image.open(sheet).size[1] > 3 * 96
+    # The contact sheet shows each filled class: 2 sad, 8 fear, 4 anger pairs of 96 px tiles in 4 columns.
+    pixels = np.asarray(Image.open(sheet).convert("RGB"))
+    assert pixels.shape[0] > (1 + 2 + 1) * 96
+    # An interruption after half the jobs: the later lines and their faces gone, no summary, no figures.
+    out = tmp_path / "out"
+    shutil.copytree(whole, out)
+    lines = (out / "manifest.jsonl").read_text().splitlines(keepends=True)
+    for line in lines[len(lines) // 2:]:
+        record = json.loads(line)
+        if record["kept"]:
+            (out / record["file"]).unlink()
+    (out / "manifest.jsonl").write_text("".join(lines[: len(lines) // 2]))
+    for name in ("summary.json", "class_histogram.png", "contact_sheet.png"):
+        (out / name).unlink()
+    resumed = rebalance(SAMPLE, out, resume=True, **SAMPLE_ARGS)
+    assert resumed["figures"] == summary["figures"]
+    for name in summary["figures"].values():
+        assert (out / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_identity_is_measured_on_a_gpu_by_default_and_when_asked(dataset, model_dir, tmp_path):
+    for flag, measured in (("--no-identity", False), (None, torch.cuda.is_available())):
+        out = tmp_path / str(flag)
+        _run("rebalance", dataset, "--out", out, "--model", model_dir, "--classes", "contempt", "--target", "8",
+             "--no-progress", *([flag] if flag else []))
+        manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        assert sum(m["kept"] for m in manifest) == 3
+        assert all((m["identity_distance"] is not None) == measured for m in manifest if m["kept"]), flag

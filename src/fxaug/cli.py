@@ -296,7 +296,9 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
         description="Count a dataset's classes and synthesize faces until each reaches the largest class "
         "(or --target). Writes OUT/<class>/ (the readable originals, copied or linked at their path below "
         "their class folder, plus synthesized faces named fxaug-<class>-<job>.png), OUT/plan.json, "
-        "OUT/originals.jsonl, OUT/manifest.jsonl and OUT/summary.json. One run at a time per --out; an "
+        "OUT/originals.jsonl, OUT/manifest.jsonl (with each face's identity_distance to its source: see --identity) and "
+        "OUT/summary.json, with two figures beside it: OUT/class_histogram.png (each class before and after) "
+        "and OUT/contact_sheet.png (synthesized faces beside their sources). One run at a time per --out; an "
         "interrupted run (Ctrl-C, kill -9, a full disk) continues with --resume, to the very files an "
         "uninterrupted run writes. Files fxaug did not write are never replaced.",
     )
@@ -323,6 +325,9 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
                    help="source pixels decoded at once (default 16000000; a window also holds at most --batch-size "
                    "jobs); part of the run's settings")
     add_dataset_arguments(p)
+    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=None,
+                   help="record each face's identity_distance to its source (fxaug's identity net) in the manifest, "
+                   "for the FiftyOne field of that name (default: on a GPU only; on CPU it about doubles the time)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
     p.set_defaults(run=run_rebalance)
 
@@ -339,7 +344,8 @@ def run_rebalance(args: argparse.Namespace) -> int:
             min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
             resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
             window_pixels=args.window_pixels or WINDOW_PIXELS, format=args.format,
-            progress=not (args.no_progress or args.json or getattr(args, "quiet", False)), **reader_kwargs(args),
+            progress=not (args.no_progress or args.json or getattr(args, "quiet", False)),
+            identity=args.identity, **reader_kwargs(args),
         )
     except OutputInUse as err:
         print(f"fxaug: error: {err}", file=sys.stderr)
@@ -380,6 +386,8 @@ def run_rebalance(args: argparse.Namespace) -> int:
         if notes:
             print(f"note: {'; '.join(notes)} (listed in {args.out}/summary.json)")
         print(f"look in {args.out}/ (one folder per class), {args.out}/manifest.jsonl and {args.out}/summary.json")
+        if result.get("figures"):
+            print("figures: " + ", ".join(f"{args.out}/{name}" for name in result["figures"].values()))
     return 0
 
 

@@ -21,8 +21,12 @@ Output: OUT/<class>/ holds the originals (copied, or hard-linked with link=True)
 below their class folder (neutral/s1/img1.png -> OUT/neutral/s1/img1.png) and the synthesized
 faces (OUT/<class>/fxaug-<class>-<job>.png, a name space no original takes); OUT/plan.json
 (the settings, the model's content digest and the plan); OUT/originals.jsonl (each copied
-original with its digest); OUT/manifest.jsonl; OUT/summary.json. Files fxaug did not write are
-never overwritten nor counted.
+original with its digest); OUT/manifest.jsonl; OUT/summary.json, with OUT/class_histogram.png
+(each class before and after) and OUT/contact_sheet.png (synthesized faces beside their sources)
+drawn from what OUT holds. Each manifest line of a face records `identity_distance`, the
+descriptor distance between source and output (fxaug.metrics.identity), when measured: by
+default on a GPU only (on CPU it about doubles the time; identity=True measures it there too).
+Files fxaug did not write are never overwritten nor counted.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _SYNTHESIZED_SPACE = re.compile(r"^_*fxaug-", re.IGNORECASE)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _LIST_LIMIT = 200  # problems listed one by one in summary.json; the count is always whole
+HISTOGRAM = "class_histogram.png"
+CONTACT_SHEET = "contact_sheet.png"
+CONTACT_PER_CLASS = 8  # synthesized faces shown per class on the contact sheet
 
 
 class OutputInUse(RuntimeError):
@@ -245,9 +252,9 @@ def _read_manifest(path: Path) -> tuple[dict[tuple[str, int], dict], list[str], 
 
 
 def _record(manifest, job: Job, *, kept: bool, method: str, model: str, reason: str | None = None,
-            score: float | None = None, sha256: str | None = None) -> None:
+            score: float | None = None, sha256: str | None = None, identity: float | None = None) -> None:
     line = {**asdict(job), "kept": kept, "method": method, "model": model, "judge_score": score,
-            "file": job.file if kept else None}
+            "identity_distance": identity, "file": job.file if kept else None}
     if kept:
         line["sha256"] = sha256
     if reason:
@@ -562,6 +569,7 @@ def rebalance(
     window_pixels: int | None = WINDOW_PIXELS,
     format: str = "auto",
     progress: bool = True,
+    identity: bool | None = None,
     **reader_kwargs,
 ) -> dict[str, Any]:
     """Rebalance `dataset` into `out`; returns the summary (with dry_run, the plan, made from
@@ -569,7 +577,11 @@ def rebalance(
 
     Raises OutputInUse (another run holds `out`), ForeignFile (a file fxaug did not write is in
     the way), FileExistsError / ValueError (an unusable `out`, other settings than the run in
-    it) and OSError (a full or read-only disk: resume=True continues once it is fixed)."""
+    it) and OSError (a full or read-only disk: resume=True continues once it is fixed).
+    identity: record each face's identity_distance to its source in the manifest. None (default):
+    only when the generator runs on a GPU, because on CPU the identity net about doubles a
+    48 px run's time (docs/runs/rebalance-identity-cost.json); True / False: always / never.
+    Not a setting of the run: a resume may choose otherwise."""
     from .models import select_model
     from .pipeline import ExpressionPipeline
 
@@ -607,6 +619,8 @@ def rebalance(
             "ferplus-resnet" if judge is None else f"<{type(judge).__name__} in memory>")
         if isinstance(judge, (str, os.PathLike)) and Path(judge, "config.json").is_file():
             judge_reference = str(Path(judge).resolve())
+    if identity is None:
+        identity = pipe.device.type == "cuda"
     settings = {
         "dataset": str(Path(dataset).resolve()) if isinstance(dataset, (str, os.PathLike)) else reader.description,
         "model": reference, "model_digest": model_digest(pipe.model), "model_config": _model_config(pipe.model),
@@ -618,12 +632,12 @@ def rebalance(
     with output_lock(out):
         return _run(reader, entries, by_class, out, pipe, settings, translations, target, wanted_classes, judge,
                     min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
-                    progress)
+                    progress, identity)
 
 
 def _run(reader, entries, by_class, out: Path, pipe, settings, translations, target, wanted_classes, judge,
          min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
-         progress) -> dict[str, Any]:
+         progress, identity=True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     plan_path = out / PLAN
@@ -717,7 +731,7 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
     kept_files: dict[tuple[str, int], Path] = {}
     with open(manifest_path, "a") as manifest:
         runner = _WindowRunner(entries, reader, pipe, judge_model, min_confidence, strength, out, manifest, bar, tally,
-                          settings["model"], done, kept_files, fingerprint, problems)
+                          settings["model"], done, kept_files, fingerprint, problems, identity=identity)
         for name, need in plan.to_make.items():
             jobs = candidate_jobs(name, plan.sources[name], by_class, seed, max_per_source)
             pool = sum(len(by_class.get(c, [])) for c in plan.sources[name])
@@ -768,10 +782,49 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
         "model_digest": settings["model_digest"],
         "method": pipe.method,
     }
+    summary["figures"] = write_figures(out, summary)  # from what OUT holds: a resumed run draws the same
     write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if short:
         log.warning("could not make enough faces for %s (sources exhausted or rejected)", short)
     return summary
+
+
+def write_figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
+    """Draw OUT/class_histogram.png (each class found, and after: `summary`'s counts and final)
+    and OUT/contact_sheet.png (per class filled, its first CONTACT_PER_CLASS kept faces in job
+    order beside their sources, from the manifest and the originals ledger), atomically; returns
+    their names for summary.json. Drawn from what OUT holds, so a resumed run draws the figures
+    of an uninterrupted one."""
+    from .data import BadInput, decode_image
+    from .figures import class_histogram, contact_sheet
+    from .io import write_image
+
+    out = Path(out)
+    goal = {c: summary["counts"].get(c, 0) + n for c, n in summary["plan"].items()}
+    write_image(out / HISTOGRAM, class_histogram(summary["counts"], summary["final"], goal=goal))
+    records, _, _ = _read_manifest(out / MANIFEST)
+    ledger, _ = _read_ledger(out / ORIGINALS)
+    groups = []
+    for target, made in summary["made"].items():
+        if not summary["plan"].get(target):
+            continue  # at its goal already
+        pairs = []
+        for key in sorted(k for k, r in records.items() if k[0] == target and r["kept"]):
+            record, original = records[key], ledger.get(records[key]["source_id"])
+            if len(pairs) == CONTACT_PER_CLASS:
+                break
+            if original is None or _check_file(out / record["file"], record["sha256"]) != "ok":
+                continue  # a source not copied, a face changed since: not shown
+            try:
+                faces = [decode_image(out / f, color="native")[0] for f in (original["file"], record["file"])]
+            except (BadInput, OSError):
+                continue
+            distance = record.get("identity_distance")
+            caption = f"from {record['source_label']}" + (f", identity {distance:.2f}" if isinstance(distance, float) else "")
+            pairs.append((*faces, caption))
+        groups.append((f"{target}: {made} made, {len(pairs)} shown", pairs))
+    write_image(out / CONTACT_SHEET, contact_sheet(groups or [("no class needed faces", [])]))
+    return {"class_histogram": HISTOGRAM, "contact_sheet": CONTACT_SHEET}
 
 
 def _stat_key(path: Path) -> tuple[int, int] | None:
@@ -825,12 +878,15 @@ class _WindowRunner:
     """Generates, judges, writes and records the jobs of one window (see `run`)."""
 
     def __init__(self, entries, reader, pipe, judge, min_confidence, strength, out: Path, manifest, bar, tally: Counter,
-                 model: str, done: dict, kept_files: dict, fingerprint: dict, problems: list[str]):
+                 model: str, done: dict, kept_files: dict, fingerprint: dict, problems: list[str],
+                 identity: bool = True):
         self.entries, self.reader, self.pipe, self.judge = entries, reader, pipe, judge
         self.min_confidence, self.strength, self.out, self.manifest = min_confidence, strength, out, manifest
         self.bar, self.tally, self.model = bar, tally, model  # model: its reference, for the manifest
         # shared with the run: recorded jobs, kept faces' files and their (size, mtime), problems met
         self.done, self.kept_files, self.fingerprint, self.problems = done, kept_files, fingerprint, problems
+        self.identity = identity  # measure identity_distance (the net loads on first use)
+        self._encoder, self._descriptors = None, {}  # source_id -> descriptor: a source feeds many jobs
 
     def run(self, window: list[Job], still_needed: int) -> int:
         """Replay the window's recorded jobs and make the others, in job order, until the class
@@ -848,7 +904,8 @@ class _WindowRunner:
                 record = None
             if record is not None:
                 recorded[job.job] = record
-        outcome, scores = self._generate(window) if _unrecorded_before_done(window, recorded, still_needed) else ({}, {})
+        outcome, scores, distances = self._generate(window) if _unrecorded_before_done(window, recorded, still_needed) \
+            else ({}, {}, {})
         n_kept = 0
         for job in window:
             if n_kept >= still_needed:
@@ -860,7 +917,7 @@ class _WindowRunner:
                     self.kept_files[(job.target, job.job)] = self.out / job.file
                 continue
             result, score = outcome.get(job.job), scores.get(job.job)
-            common = {"method": self.pipe.method, "model": self.model}
+            common = {"method": self.pipe.method, "model": self.model, "identity": distances.get(job.job)}
             self.tally["attempts"] += 1
             if result is None:
                 self._reject(job, "source unreadable", None, common)
@@ -893,13 +950,30 @@ class _WindowRunner:
             if usable else []
         outcome = {job.job: res for (job, _), res in zip(usable, results)}
         scores: dict[int, float] = {}
+        distances = self._identity([(job, rec.image, res.image) for (job, rec), res in zip(usable, results) if res.found])
         if self.judge is not None:
             found = [(job, res) for (job, _), res in zip(usable, results) if res.found]
             if found:
                 probs = self.judge.predict_proba([res.image for _, res in found])
                 for k, (job, _) in enumerate(found):
                     scores[job.job] = float(probs[k, self.judge.config.classes.index(job.target)])
-        return outcome, scores
+        return outcome, scores, distances
+
+    def _identity(self, faces: list) -> dict[int, float]:
+        """job -> descriptor distance between its source and its output (`faces`: (job, source,
+        output)), measured on the whole images as `fxaug eval` does; {} when not measured."""
+        if not self.identity or not faces:
+            return {}
+        if self._encoder is None:
+            from .metrics.identity import IdentityEncoder
+
+            self._encoder = IdentityEncoder(self.pipe.device)
+        new = {job.source_id: source for job, source, _ in faces if job.source_id not in self._descriptors}
+        if new:
+            self._descriptors.update(zip(new, self._encoder(list(new.values()))))
+        outputs = self._encoder([output for _, _, output in faces])
+        return {job.job: round(float(np.linalg.norm(self._descriptors[job.source_id] - d)), 4)
+                for (job, _, _), d in zip(faces, outputs)}
 
 
 # -- originals -------------------------------------------------------------------------------
