@@ -44,14 +44,23 @@ def test_same_seed_same_output(tiny_parts_model, photo):
     assert np.array_equal(alone["mask"], mask) and alone["bboxes"] == [(1, 2, 3, 4)]
 
 
+def _sampled(t, **data):
+    params = t.get_params()
+    params.update(t.get_params_dependent_on_data(params, data))
+    return params
+
+
 def test_targets_and_strengths_are_sampled_from_albumentations_rng(tiny_parts_model):
     t = ExpressionTransfer(["happy", "sad"], model=str(tiny_parts_model), strength=(0.2, 0.8))
     t.set_random_seed(5)
-    first = [t.get_params() for _ in range(20)]
+    first = [_sampled(t) for _ in range(20)]
     t.set_random_seed(5)
-    assert [t.get_params() for _ in range(20)] == first
+    assert [_sampled(t) for _ in range(20)] == first
     assert {p["target"] for p in first} == {"happy", "sad"}
     assert all(0.2 <= p["strength"] <= 0.8 for p in first)
+    # the sample's own emotion is never drawn: a sad face goes to the other targets only
+    assert {_sampled(t, emotion="sad")["target"] for _ in range(20)} == {"happy"}
+    assert {_sampled(t, emotion="Sadness")["target"] for _ in range(20)} == {"happy"}
 
 
 def test_save_load_round_trip(tiny_parts_model, photo, tmp_path):
@@ -111,3 +120,143 @@ def test_unknown_target_and_source_are_refused(tiny_parts_model, photo):
 
     with pytest.raises(UnknownEmotionError):
         ExpressionTransfer("bored")
+
+
+# -- labels follow the face (issue #20, item 1), on real FER faces with the shipped generator --------
+
+FER_CLASSES = ["anger", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # fer2013.csv order
+TARGETS = ["happy", "sad", "surprise", "anger"]
+
+
+@pytest.fixture(scope="module")
+def labelled_faces(fer):
+    """Six real PublicTest faces of different FERPlus classes with their labels."""
+    rows = fer.sample(6, seed=3, usage=1)
+    return [(fer.images[r], fer.emotion(r)) for r in rows]
+
+
+def _labelled_compose(**kw):
+    return A.Compose([ExpressionTransfer(TARGETS, p=1.0, **kw)], seed=11, save_applied_params=True, strict=True)
+
+
+def test_label_follows_the_face(labelled_faces):
+    aug = _labelled_compose()
+    for image, emotion in labelled_faces:
+        out = aug(image=image, emotion=emotion)
+        [(name, params)] = out["applied_transforms"]
+        assert name == "ExpressionTransfer" and params["face_found"] is True
+        assert params["source"] == emotion and params["target"] in TARGETS and params["target"] != emotion
+        assert out["emotion"] == params["target"]
+        assert not np.array_equal(out["image"], image)
+
+
+def test_int_labels_with_class_names(labelled_faces):
+    aug = _labelled_compose(classes=FER_CLASSES)
+    for image, emotion in labelled_faces:
+        label = np.int64(FER_CLASSES.index(emotion)) if emotion in FER_CLASSES else None
+        if label is None:  # contempt has no fer2013.csv code
+            continue
+        out = aug(image=image, emotion=label)
+        target = out["applied_transforms"][0][1]["target"]
+        assert type(out["emotion"]) is np.int64 and FER_CLASSES[out["emotion"]] == target != emotion
+    with pytest.raises(ValueError, match="pass classes="):
+        _labelled_compose()(image=labelled_faces[0][0], emotion=3)
+    with pytest.raises(ValueError, match="out of range for 7 classes"):
+        aug(image=labelled_faces[0][0], emotion=7)
+    with pytest.raises(ValueError, match="'contempt' is not among classes"):
+        ExpressionTransfer(["happy", "contempt"], classes=FER_CLASSES)
+
+
+def test_never_to_the_class_it_has_unless_asked(labelled_faces):
+    image, _ = labelled_faces[0]
+    aug = A.Compose([ExpressionTransfer("happy", p=1.0)], seed=1, save_applied_params=True)
+    out = aug(image=image, emotion="happiness")
+    assert np.array_equal(out["image"], image) and out["emotion"] == "happiness"
+    assert out["applied_transforms"][0][1]["target"] is None and out["applied_transforms"][0][1]["face_found"] is None
+    asked = A.Compose([ExpressionTransfer("happy", same_emotion=True, p=1.0)], seed=1, save_applied_params=True)
+    out = asked(image=image, emotion="happiness")
+    assert out["emotion"] == "happy" and out["applied_transforms"][0][1]["target"] == "happy"
+    assert not np.array_equal(out["image"], image)
+    # source= stands in for a label the call does not pass
+    alone = ExpressionTransfer(["happy", "sad"], source="happy", p=1.0)
+    assert {alone(image=image)["image"].tobytes() == image.tobytes() for _ in range(3)} == {False}
+    assert alone.get_applied_params()["target"] == "sad"
+
+
+def test_label_unchanged_without_a_face_or_when_not_applied(labelled_faces):
+    blank = np.full((48, 48), 90, np.uint8)
+    aug = _labelled_compose()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = aug(image=blank, emotion="sad")
+    assert out["emotion"] == "sad" and np.array_equal(out["image"], blank)
+    assert out["applied_transforms"][0][1]["face_found"] is False
+    image, emotion = labelled_faces[0]
+    never = A.Compose([ExpressionTransfer(TARGETS, p=0.0)], seed=1, save_applied_params=True)
+    out = never(image=image, emotion=emotion)
+    assert out["emotion"] == emotion and np.array_equal(out["image"], image) and out["applied_transforms"] == []
+
+
+def test_applied_params_replay_image_and_label(labelled_faces):
+    image, emotion = labelled_faces[1]
+    aug = _labelled_compose(strength=(0.4, 1.0))
+    out = aug(image=image, emotion=emotion)
+    params = out["applied_transforms"][0][1]
+    again = ExpressionTransfer(TARGETS, p=1.0).apply_with_params(params, image=image, emotion=emotion)
+    assert np.array_equal(again["image"], out["image"]) and again["emotion"] == out["emotion"]
+    replay = A.ReplayCompose([A.HorizontalFlip(p=0.5), ExpressionTransfer(TARGETS, strength=(0.4, 1.0), p=1.0)])
+    replay.set_random_seed(5)
+    first = replay(image=image, emotion=emotion)
+    replayed = A.ReplayCompose.replay(first["replay"], image=image, emotion=emotion)
+    assert np.array_equal(replayed["image"], first["image"]) and replayed["emotion"] == first["emotion"] != emotion
+
+
+def test_batch_of_images_with_a_label_each(labelled_faces):
+    images = np.stack([im for im, _ in labelled_faces[:3]] + [np.full((48, 48), 90, np.uint8)])
+    labels = [e for _, e in labelled_faces[:3]] + ["neutral"]
+    t = ExpressionTransfer(TARGETS, p=1.0)
+    t.set_random_seed(2)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = t(images=images, emotion=labels)
+    params = t.get_applied_params()
+    assert params["face_found"] == [True, True, True, False]
+    assert out["emotion"][:3] == params["target"][:3] and out["emotion"][3] == "neutral"
+    assert all(t != s for t, s in zip(params["target"], labels))
+    with pytest.raises(ValueError, match="4 images but 2 emotion labels"):
+        t(images=images, emotion=labels[:2])
+
+
+def _worker_device(_):
+    from fxaug.transforms import device_for_this_process
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        device = device_for_this_process("auto")
+        again = device_for_this_process("auto")
+    return device, again, [str(w.message) for w in caught]
+
+
+class _Probe:
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        return _worker_device(i)
+
+
+def test_dataloader_workers_default_to_the_cpu_and_say_why():
+    import torch
+    from torch.utils.data import DataLoader
+
+    from fxaug.transforms import device_for_this_process
+
+    assert device_for_this_process("auto") == "auto"  # the main process: GPU when there is one
+    assert device_for_this_process("cuda") == "cuda"
+    items = list(DataLoader(_Probe(), batch_size=None, num_workers=1))
+    assert [(d, a) for d, a, _ in items] == [("cpu", "cpu")] * 2
+    messages = [m for _, _, ms in items for m in ms]
+    if torch.cuda.is_available():  # said once per worker, with the reason
+        assert len(messages) == 1 and "Cannot re-initialize CUDA in forked subprocess" in messages[0]
+    else:
+        assert messages == []

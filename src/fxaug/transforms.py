@@ -5,15 +5,29 @@
     aug = A.Compose([A.HorizontalFlip(), ExpressionTransfer("happy", p=0.5)], seed=137)
     out = aug(image=image, mask=mask, bboxes=bboxes)   # masks, boxes, keypoints pass through
 
-As albumentations' own transforms do, the class only samples parameters (the target emotion
-and strength, from albumentations' seeded generators) and dispatches; the work is done by
-`fxaug.pipeline.ExpressionPipeline`. The generator loads lazily on first use, is never part of
-the serialised transform (`A.save` / `A.load` store its name or path), and is dropped when the
-transform is pickled to a DataLoader worker, which loads its own.
+Labels follow the face: pass the sample's emotion as a keyword target and the output carries
+the new one (an int label with `classes=`; the face is never "transferred" to the class it
+already has unless `same_emotion=True`; the emotion stays as it was when the transform was not
+applied or found no face):
+
+    aug = A.Compose([ExpressionTransfer(["happy", "sad", "surprise"], p=0.5)], seed=7, save_applied_params=True)
+    out = aug(image=image, emotion="sad")        # out["emotion"]: "happy" or "surprise" when applied
+    out["applied_transforms"]                    # [("ExpressionTransfer", {"target", "source", "strength", "face_found", ...})]
+
+As albumentations' own transforms do, the class only samples parameters (the target emotion,
+drawn in `get_params_dependent_on_data` among the targets other than the sample's own, and the
+strength, from albumentations' seeded generators) and dispatches; the work is done by
+`fxaug.pipeline.ExpressionPipeline`. The applied parameters replay the output (ReplayCompose,
+`apply_with_params`). The generator loads lazily on first use, is never part of the serialised
+transform (`A.save` / `A.load` store its name or path), and is dropped when the transform is
+pickled to a DataLoader worker, which loads its own: on the CPU when device="auto", as CUDA
+cannot be initialised again in a forked worker (the GPU belongs to the main process; use
+`fxaug.ExpressionBatchTransfer` after collate to synthesize there).
 """
 
 from __future__ import annotations
 
+import operator
 import os
 import warnings
 from typing import Any, Sequence
@@ -25,20 +39,29 @@ from . import emotions as E
 
 
 class ExpressionTransfer(ImageOnlyTransform):
-    """Give the face in the image a target expression.
+    """Give the face in the image a target expression, and the sample its label.
 
-    target:   an emotion, or a list to sample one from per call.
+    target:   an emotion, or a list to sample one from per call (among those other than the
+              sample's own emotion).
     method:   "image", "face", "parts" or "regions"; None = the model's own.
     model:    a shipped model's name or a checkpoint folder (a loaded model also works, but is
               serialised by its checkpoint path); None = a shipped model that can.
     strength: a float, or a (low, high) range sampled per call.
-    source:   the images' own emotion when known; checked against what the model translates.
-    device:   "auto" (GPU when there is one), "cpu", "cuda", ...
+    source:   the images' own emotion when no label is passed with them; checked against what
+              the model translates.
+    device:   "auto" (GPU when there is one; the CPU inside DataLoader workers), "cpu", "cuda", ...
+    classes:  the class names of int labels (index -> emotion, any alias), e.g. a dataset's
+              `features["label"].names`; an int label comes back as the target's index.
+    label_key: the keyword the sample's emotion comes in and goes out by ("emotion").
+    same_emotion: also draw the sample's own emotion as a target (redraws its expression).
     Images: albumentations' dtype contract, uint8 or float32 in 0..1 in, the same dtype and
     layout out: grey H x W or H x W x 1, RGB, or RGBA (the RGB is transferred, the alpha kept).
     Other dtypes, channel counts or empty images are refused with a ValueError saying so.
-    An image without a face is returned unchanged, with a warning; with several faces the
-    largest is edited, and a warning says which.
+    An image without a face is returned unchanged, with a warning, and keeps its label; with
+    several faces the largest is edited, and a warning says which. With `images=` (a batch) the
+    label is one per image (a list or array), and each image draws its own target.
+    Applied parameters: target (None: nothing to do, the only target was the sample's own),
+    source (the sample's emotion, canonical, or None), strength, face_found (after the call).
     """
 
     def __init__(
@@ -49,6 +72,9 @@ class ExpressionTransfer(ImageOnlyTransform):
         strength: float | tuple[float, float] = 1.0,
         source: str | None = None,
         device: str = "auto",
+        classes: Sequence[str] | None = None,
+        label_key: str = "emotion",
+        same_emotion: bool = False,
         p: float = 0.5,
     ):
         super().__init__(p=p)
@@ -56,7 +82,7 @@ class ExpressionTransfer(ImageOnlyTransform):
         if not targets:
             raise ValueError("ExpressionTransfer needs at least one target emotion")
         self.target = target if isinstance(target, str) else [E.canonical(t) for t in targets]
-        self._target_names = [E.canonical(t) for t in targets]
+        self._target_names = list(dict.fromkeys(E.canonical(t) for t in targets))
         self.method = method
         self._loaded = None
         if model is not None and not isinstance(model, (str, bytes)) and hasattr(model, "state_dict"):
@@ -76,6 +102,19 @@ class ExpressionTransfer(ImageOnlyTransform):
         self.strength = strength
         self.source = None if source is None else E.canonical(source)
         self.device = device
+        self.classes = None if classes is None else [E.canonical(c) for c in classes]
+        if self.classes is not None:
+            missing = [t for t in self._target_names if t not in self.classes]
+            if missing:
+                raise ValueError(f"ExpressionTransfer: target {', '.join(map(repr, missing))} is not among classes "
+                                 f"({', '.join(self.classes)}), so an int label could not name it")
+        if not isinstance(label_key, str) or not label_key:
+            raise ValueError(f"label_key must be a non-empty keyword name, got {label_key!r}")
+        self.label_key = label_key
+        self.same_emotion = bool(same_emotion)
+        # The label is a key the Compose accepts (strict mode too) that albumentations passes
+        # through untouched; apply_with_params writes the new one once the faces are done.
+        self._available_keys.add(label_key)
         self._pipeline = None
 
     # -- the engine, loaded lazily ----------------------------------------------------------
@@ -86,13 +125,13 @@ class ExpressionTransfer(ImageOnlyTransform):
             from .pipeline import ExpressionPipeline
 
             model = self._loaded if self._loaded is not None else (self.model or select_model(self._target_names, self.method))
-            self._pipeline = ExpressionPipeline(model, method=self.method, device=self.device)
+            self._pipeline = ExpressionPipeline(model, method=self.method, device=device_for_this_process(self.device))
             for t in self._target_names:
                 self._pipeline.check_target(t)
             if self.source is not None:
                 pairs = self._pipeline.model.translations()
                 for t in self._target_names:
-                    if not any(s in (None, self.source) and d == t for s, d in pairs):
+                    if t != self.source and not any(s in (None, self.source) and d == t for s, d in pairs):
                         raise ValueError(f"this model does not translate {self.source} -> {t}")
         return self._pipeline
 
@@ -101,34 +140,141 @@ class ExpressionTransfer(ImageOnlyTransform):
         state["_pipeline"] = None  # workers load their own generator
         return state
 
+    # -- labels ------------------------------------------------------------------------------
+    def _emotion_of(self, label: Any) -> str | None:
+        """The canonical emotion a label names: a name or alias, or an int (index into classes)."""
+        if label is None:
+            return self.source
+        if isinstance(label, str):
+            return E.canonical(label)
+        try:
+            index = operator.index(label)
+        except TypeError:
+            raise ValueError(f"ExpressionTransfer: {self.label_key}={label!r} is neither an emotion name nor an int label") from None
+        if self.classes is None:
+            raise ValueError(f"ExpressionTransfer: {self.label_key}={index} is an int; pass classes=[...] (the class names "
+                             "in label order) to say which emotion it is")
+        if not 0 <= index < len(self.classes):
+            raise ValueError(f"ExpressionTransfer: {self.label_key}={index} is out of range for {len(self.classes)} classes")
+        return self.classes[index]
+
+    def _label_like(self, label: Any, emotion: str) -> Any:
+        """`emotion` in the form `label` came in: a name, or an index of the same type."""
+        if label is None or isinstance(label, str):
+            return emotion
+        index = self.classes.index(emotion)  # type: ignore[union-attr]
+        if hasattr(label, "new_tensor"):  # a torch tensor
+            return label.new_tensor(index)
+        return type(label)(index) if isinstance(label, (int, np.integer)) else index
+
+    def _labels_per_image(self, data: dict[str, Any]) -> tuple[list[Any], bool]:
+        """(one label per image, whether the call is a batch of images)."""
+        label = data.get(self.label_key)
+        if "image" in data or "images" not in data:
+            return [label], False
+        n = len(data["images"])
+        if label is None:
+            return [None] * n, True
+        if isinstance(label, str) or np.ndim(label) == 0:
+            raise ValueError(f"ExpressionTransfer: with images= the {self.label_key} is one label per image (a list of {n})")
+        labels = list(label)
+        if len(labels) != n:
+            raise ValueError(f"ExpressionTransfer: {n} images but {len(labels)} {self.label_key} labels")
+        return labels, True
+
     # -- albumentations protocol ------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
-        target = self._target_names[0] if len(self._target_names) == 1 else self.py_random.choice(self._target_names)
         strength = self.strength if not isinstance(self.strength, tuple) else self.py_random.uniform(*self.strength)
-        return {"target": target, "strength": float(strength)}
+        return {"strength": float(strength)}
 
-    def apply(self, img: np.ndarray, target: str = "happy", strength: float = 1.0, **params: Any) -> np.ndarray:
-        return self._run([img], target, strength)[0]
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The target, drawn per image among the targets other than the sample's own emotion."""
+        labels, batch = self._labels_per_image(data)
+        sources, targets = [], []
+        for label in labels:
+            own = self._emotion_of(label)
+            choices = [t for t in self._target_names if self.same_emotion or t != own]
+            sources.append(own)
+            targets.append(None if not choices else choices[0] if len(choices) == 1 else self.py_random.choice(choices))
+        if batch:
+            return {"target": targets, "source": sources}
+        return {"target": targets[0], "source": sources[0]}
 
-    def apply_to_images(self, images: np.ndarray, target: str = "happy", strength: float = 1.0, **params: Any) -> np.ndarray:
-        """A batch goes through the generator together (same sampled target and strength)."""
-        return np.stack(self._run(list(images), target, strength))
+    def apply(self, img: np.ndarray, target: str | None = "happy", strength: float = 1.0, **params: Any) -> np.ndarray:
+        out, found = self._run([img], [target], strength)
+        self.params["face_found"] = found[0]
+        return out[0]
 
-    def _run(self, images: list[np.ndarray], target: str, strength: float) -> list[np.ndarray]:
-        inputs = [_as_pipeline_input(im) for im in images]
-        out = []
-        for image, pixels, result in zip(images, inputs, self.pipeline.transfer(inputs, target, strength)):
+    def apply_to_images(self, images: np.ndarray, target: Any = "happy", strength: float = 1.0, **params: Any) -> np.ndarray:
+        """A batch goes through the generator together (one strength; a target per image)."""
+        targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(images)
+        out, found = self._run(list(images), targets, strength)
+        self.params["face_found"] = found
+        return np.stack(out)
+
+    def apply_with_params(self, params: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """albumentations' dispatch, then the label: the target where a face was transferred."""
+        self.params.pop("face_found", None)  # set again by apply, for this call's images
+        res = super().apply_with_params(params, *args, **kwargs)
+        label = kwargs.get(self.label_key)
+        if label is None:
+            return res
+        found = self.params.get("face_found")
+        target = params.get("target")
+        if isinstance(target, list):
+            labels = list(label)
+            new = [self._label_like(old, t) if t is not None and f else old for old, t, f in zip(labels, target, found or [False] * len(labels))]
+            res[self.label_key] = np.asarray(new, dtype=label.dtype) if isinstance(label, np.ndarray) else type(label)(new) if isinstance(label, (list, tuple)) else new
+        elif target is not None and found:
+            res[self.label_key] = self._label_like(label, target)
+        return res
+
+    def _run(self, images: list[np.ndarray], targets: list[str | None], strength: float) -> tuple[list[np.ndarray], list[bool | None]]:
+        """Outputs, and per image whether a face was found (None: nothing asked of it)."""
+        out: list[np.ndarray] = list(images)
+        found: list[bool | None] = [None] * len(images)
+        todo = [i for i, t in enumerate(targets) if t is not None]
+        if not todo:
+            return out, found
+        inputs = [_as_pipeline_input(images[i]) for i in todo]
+        results = self.pipeline.transfer(inputs, [targets[i] for i in todo], strength)
+        for i, pixels, result in zip(todo, inputs, results):
+            found[i] = bool(result.found)
             if not result.found:
                 warnings.warn(f"ExpressionTransfer: no face found ({result.reason}); image returned unchanged", stacklevel=3)
-                out.append(image)
                 continue
             if result.note:
                 warnings.warn(f"ExpressionTransfer: {result.note}", stacklevel=3)
-            out.append(_like_input(result.image, pixels, image))
-        return out
+            out[i] = _like_input(result.image, pixels, images[i])
+        return out, found
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("target", "method", "model", "strength", "source", "device")
+        return ("target", "method", "model", "strength", "source", "device", "classes", "label_key", "same_emotion")
+
+
+_WARNED_WORKER = False
+
+
+def device_for_this_process(device: str) -> str:
+    """The device a generator loads on here: "auto" inside a DataLoader worker is the CPU, as a
+    worker forked from a process that has used CUDA cannot initialise it again; said once."""
+    global _WARNED_WORKER
+    if device != "auto":
+        return device
+    from torch.utils.data import get_worker_info
+
+    if get_worker_info() is None:
+        return device
+    import torch
+
+    if torch.cuda.is_available() and not _WARNED_WORKER:
+        _WARNED_WORKER = True
+        warnings.warn("ExpressionTransfer runs on the CPU inside DataLoader workers (device='auto'): CUDA cannot be "
+                      "initialised again in a forked worker ('Cannot re-initialize CUDA in forked subprocess'), and each "
+                      "worker would load its own generator onto the GPU. To synthesize on the GPU, apply "
+                      "fxaug.ExpressionBatchTransfer to the collated batch in the main process; device='cuda' forces it "
+                      "(with the 'spawn' start method).", stacklevel=3)
+    return "cpu"
 
 
 ACCEPTED = ("uint8 (0..255) or float32 (0..1) pixels, shaped H x W, H x W x 1 (grey), H x W x 3 (RGB) "
