@@ -171,3 +171,19 @@ def test_shard_start_matches_dataset_shard():
             assert ds.shard(shards, index)[0]["i"] == shard_start(len(ds), shards, index)
     with pytest.raises(ValueError, match="shard index 2 is not in 0..1"):
         shard_start(10, 2, 2)
+
+
+@pytest.mark.parametrize("fmt", ["numpy", "torch"])
+def test_formatted_dataset_with_declared_features(fer_ds, fmt):
+    """A formatted dataset hands the function arrays or (channels-first) tensors, not its Arrow
+    table: with features=aug.features(ds) the map works and originals keep their pixels."""
+    aug = fxaug.Augmenter(targets=["happy"])
+    ds = fer_ds.select(range(2, 8))  # two happy rows first
+    out = ds.with_format(fmt).map(aug, batched=True, batch_size=2, with_indices=True,
+                                  features=aug.features(ds)).with_format(None)
+    assert out.features == aug.features(ds)
+    originals = [r for r in out if r["fxaug_target"] is None]
+    assert len(originals) == 6 and len(out) == 10
+    for r, want in zip(originals, ds):
+        assert r["image"].mode == "L" and np.array_equal(np.asarray(r["image"]), np.asarray(want["image"]))
+    assert all(r["label"] == "happy" for r in out if r["fxaug_target"] is not None)

@@ -188,7 +188,8 @@ class Augmenter:
             if column not in batch:
                 raise KeyError(f"fxaug.augment: no column {column!r} in the batch (columns: {', '.join(batch)}); "
                                f"set image_column= / label_column=")
-        batched = isinstance(batch[self.label_column], (list, tuple, np.ndarray))
+        labels = batch[self.label_column]
+        batched = isinstance(labels, (list, tuple)) or getattr(labels, "ndim", 0) >= 1  # also arrays, tensors
         if len(args) == 2:
             indices, rank = args
         elif len(args) == 1:
@@ -327,7 +328,15 @@ class Augmenter:
         for made in plan:
             for k in batch:
                 if k == self.image_column:
-                    out[k].append(cells[made.row] if made.image is None else Image.fromarray(made.image))
+                    cell = cells[made.row]
+                    if made.image is not None:
+                        cell = Image.fromarray(made.image)
+                    elif hasattr(cell, "__array__") and not _is_pil(cell):
+                        # An array or tensor of a formatted dataset: as a PIL image, since datasets
+                        # writes a list of arrays through int64 (32-bit images) and reads
+                        # torch's channels-first order as rows.
+                        cell = Image.fromarray(_as_array(cell))
+                    out[k].append(cell)
                 elif k == self.label_column and made.target is not None:
                     out[k].append(made.target if class_names is None else class_names.index(made.target))
                 else:
@@ -539,6 +548,11 @@ def _in_dataloader_worker() -> bool:
     return torch.utils.data.get_worker_info() is not None
 
 
+def _is_pil(value) -> bool:
+    pil = sys.modules.get("PIL.Image")
+    return pil is not None and isinstance(value, pil.Image)
+
+
 def _row_name(index: int, row: int) -> str:
     return str(index) if index >= 0 else f"{row} of the batch (map with with_indices=True for dataset row numbers)"
 
@@ -555,8 +569,12 @@ def _as_array(value) -> np.ndarray:
         if path:
             return decode_image(path, color="native")[0]
         raise BadInput("image cell holds neither bytes nor a path")
-    if hasattr(value, "mode"):
+    if _is_pil(value):
         value = value if value.mode in ("L", "RGB") else value.convert("RGB")
+    elif hasattr(value, "detach"):  # a torch tensor (with_format("torch")): channels first
+        value = value.detach().cpu().numpy()
+        if value.ndim == 3 and value.shape[0] in (1, 3) and value.shape[2] not in (1, 3):
+            value = value.transpose(1, 2, 0)
     array = np.asarray(value)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
