@@ -187,3 +187,16 @@ def test_formatted_dataset_with_declared_features(fer_ds, fmt):
     for r, want in zip(originals, ds):
         assert r["image"].mode == "L" and np.array_equal(np.asarray(r["image"]), np.asarray(want["image"]))
     assert all(r["label"] == "happy" for r in out if r["fxaug_target"] is not None)
+
+
+def test_features_of_a_dataset_dict_and_an_iterable_dataset(fer_ds):
+    aug = fxaug.Augmenter(targets=["happy"])
+    splits = datasets.DatasetDict(train=fer_ds, test=fer_ds.select(range(2)))
+    assert aug.features(splits) == aug.features(fer_ds) == aug.features(fer_ds.features)
+    assert list(aug.features(fer_ds))[:3] == ["image", "label", "row"]
+    # An IterableDataset maps batches of plain values: declared features name the output's types.
+    stream = fer_ds.to_iterable_dataset().map(aug, batched=True, batch_size=4, with_indices=True,
+                                              features=aug.features(fer_ds))
+    assert stream.features == aug.features(fer_ds)
+    rows = list(stream)
+    assert [r["fxaug_target"] for r in rows[:4]] == [None] * 4 and len(rows) == 20

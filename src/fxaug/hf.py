@@ -171,12 +171,17 @@ class Augmenter:
     def features(self, dataset):
         """The map's output Features: the dataset's own (a Dataset or its Features) plus the
         provenance columns, for ds.map(aug, ..., features=aug.features(ds))."""
-        from datasets import Features
+        from datasets import DatasetDict, Features, IterableDatasetDict
 
-        base = dataset if isinstance(dataset, dict) else dataset.features
+        if isinstance(dataset, (DatasetDict, IterableDatasetDict)):  # one map over every split
+            split_features = {name: split.features for name, split in dataset.items()}
+            if len({repr(f) for f in split_features.values()}) > 1:
+                raise ValueError(f"fxaug: the splits' features differ ({split_features}); map each split with its own")
+            dataset = next(iter(dataset.values()))
+        base = dataset if isinstance(dataset, Features) else dataset.features
         if base is None:
             raise TypeError("fxaug: this dataset does not know its features (an IterableDataset read without them); "
-                            "pass them: aug.features(ds.features) after ds = ds._resolve_features()")
+                            "pass its Features: aug.features(features)")
         return Features({**base, **provenance_features()})
 
     def __call__(self, batch: dict[str, Any], *args, indices=None, rank=None, offset: int = 0):
