@@ -3,6 +3,7 @@
     import fxaug
     ds = ds.map(fxaug.augment, batched=True, with_indices=True)    # Hugging Face datasets
     A.Compose([fxaug.ExpressionTransfer("happy")])                  # Albumentations
+    images, labels = fxaug.ExpressionBatchTransfer(classes)(images, labels)   # torch, after collate
     fxaug.ExpressionPipeline(model).transfer(images, "happy")       # the engine itself
 
 Heavy modules (torch models, albumentations, datasets) load only when one of these is used.
@@ -14,6 +15,7 @@ _LAZY = {
     "augment": "hf",
     "Augmenter": "hf",
     "ExpressionTransfer": "transforms",
+    "ExpressionBatchTransfer": "batch",
     "ExpressionPipeline": "pipeline",
     "open_dataset": "data",
     "load_model": "models",
