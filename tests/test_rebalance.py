@@ -205,3 +205,41 @@ def test_identity_is_measured_on_a_gpu_by_default_and_when_asked(dataset, model_
         manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
         assert sum(m["kept"] for m in manifest) == 3
         assert all((m["identity_distance"] is not None) == measured for m in manifest if m["kept"]), flag
+
+
+# -- sampling_strategy (imbalanced-learn's vocabulary, resolved by fxaug.sampling) --------------
+
+def test_sampling_strategy_plans(dataset, model_dir, tmp_path):
+    def plan(*args):
+        run = _run("rebalance", dataset, "--out", tmp_path / "o", "--model", model_dir, "--dry-run", "--json", *args)
+        return json.loads(run.stdout)["plan"]
+
+    default = {c: 100 - n for c, n in PER_CLASS.items()}
+    assert plan("--sampling-strategy", "not majority") == {c: n for c, n in default.items() if c != "neutral"}
+    assert plan() == default  # the same faces (the default lists the largest class too, with 0)
+    assert plan("--sampling-strategy", "minority") == {"contempt": 95}
+    assert plan("--sampling-strategy", "0.5") == {c: max(0, 50 - n) for c, n in PER_CLASS.items() if c != "neutral"}
+    assert plan("--sampling-strategy", "sad=60,Fear=20") == {"sad": 20, "fear": 8}  # aliases and case read
+    assert plan("--sampling-strategy", '{"disgust": 10}') == {"disgust": 2}
+    assert plan("--sampling-strategy", "all", "--classes", "fear") == {"fear": 88}
+    for args, message in ((["--sampling-strategy", "minority", "--target", "50"], "not both"),
+                          (["--sampling-strategy", "sad=10"], "below the 40 samples"),
+                          (["--sampling-strategy", "most"], "unknown sampling_strategy"),
+                          (["--sampling-strategy", "sad=lots"], "CLASS=COUNT")):
+        run = _run("rebalance", dataset, "--out", tmp_path / "o", "--model", model_dir, "--dry-run", *args, check=False)
+        assert run.returncode == 2 and message in run.stderr, (args, run.stderr)
+
+
+def test_sampling_strategy_runs_and_is_checked_on_resume(dataset, model_dir, tmp_path):
+    from fxaug.rebalance import rebalance
+
+    out = tmp_path / "o"
+    args = {"model": model_dir, "device": "cpu", "progress": False}
+    summary = rebalance(dataset, out, sampling_strategy={"contempt": 8}, **args)
+    assert summary["made"] == {"contempt": 3} and summary["final"]["contempt"] == 8
+    assert json.loads((out / "plan.json").read_text())["sampling_strategy"] == {"contempt": 8}
+    assert rebalance(dataset, out, sampling_strategy={"contempt": 8}, resume=True, **args)["made"] == {"contempt": 3}
+    with pytest.raises(ValueError, match="sampling_strategy: {'contempt': 8} in the run, {'contempt': 9} now"):
+        rebalance(dataset, out, sampling_strategy={"contempt": 9}, resume=True, **args)
+    with pytest.raises(ValueError, match="target: None in the run, 8 now"):
+        rebalance(dataset, out, target=8, classes=["contempt"], resume=True, **args)

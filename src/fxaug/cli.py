@@ -307,6 +307,10 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="generator (default: a shipped one)")
     p.add_argument("--method", choices=METHODS)
     p.add_argument("--target", type=int, help="images per class to reach (default: the largest class's count)")
+    p.add_argument("--sampling-strategy", type=sampling_strategy_arg, metavar="STRATEGY",
+                   help="instead of --target, imbalanced-learn's vocabulary: 'not majority' (the default's effect), "
+                   "'minority', 'not minority', 'all', a ratio such as 0.5 (each class up to 0.5 x the largest), or "
+                   "images per class as sad=300,fear=200; part of the run's settings")
     p.add_argument("--classes", help="comma-separated classes to fill (default: every class the model produces)")
     p.add_argument("--max-per-source", type=int, help="use each source face at most this often")
     p.add_argument("--min-confidence", type=float, help="keep an output only if the judge gives its target at least this")
@@ -332,6 +336,32 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_rebalance)
 
 
+def sampling_strategy_arg(text: str):
+    """--sampling-strategy: a name ('not majority', 'minority', ...), a float ratio, or a per-class
+    dict written sad=300,fear=200 (or as a JSON object); fxaug.sampling checks the meaning."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object ({err})") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object")
+        return value
+    if "=" in text:
+        wanted = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, sep, count = item.partition("=")
+            if not sep or not count.strip().isdigit():
+                raise argparse.ArgumentTypeError(f"{item!r}: write each class as CLASS=COUNT, e.g. sad=300,fear=200")
+            wanted[name.strip()] = int(count)
+        return wanted
+    try:
+        return float(text)
+    except ValueError:
+        return text.replace("-", " ").replace("_", " ")  # not-majority, not_majority: 'not majority'
+
+
 def run_rebalance(args: argparse.Namespace) -> int:
     import errno
 
@@ -340,6 +370,7 @@ def run_rebalance(args: argparse.Namespace) -> int:
     try:
         result = rebalance(
             args.dataset, args.out, model=args.model, method=args.method, target=args.target,
+            sampling_strategy=args.sampling_strategy,
             classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
             min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
             resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,

@@ -113,19 +113,36 @@ class Plan:
 
 
 def make_plan(counts: Counter, translations: list[tuple[str | None, str]], target: int | None = None,
-              classes: list[str] | None = None) -> Plan:
-    """How many faces each class needs, and which classes can feed it."""
-    counts = {name: int(counts.get(name, 0)) for name in E.EMOTIONS if counts.get(name, 0) or name in (classes or [])}
+              classes: list[str] | None = None, sampling_strategy=None) -> Plan:
+    """How many faces each class needs, and which classes can feed it. The goal: `target` faces
+    in each class (default: the largest class's count), or imbalanced-learn's `sampling_strategy`
+    (fxaug.sampling: 'not majority', a float ratio, a dict per class, ...); `classes` limits
+    the classes filled."""
+    named = _strategy_classes(sampling_strategy)  # a dict's classes, even those the data lacks
+    counts = {name: int(counts.get(name, 0)) for name in E.EMOTIONS
+              if counts.get(name, 0) or name in (classes or []) or name in named}
     reachable = {t for _, t in translations}
-    goal_n = target if target is not None else max(counts.values(), default=0)
-    wanted = classes or [c for c in counts if c in reachable]
+    if sampling_strategy is not None:
+        from .sampling import samples_to_add
+
+        if target is not None:
+            raise ValueError("give a target or a sampling_strategy, not both: both say how many faces each class gets")
+        add = samples_to_add(counts, sampling_strategy)
+        # Classes a dict names are wanted (an error if the model cannot make them); a named
+        # strategy ('not majority', 'all', a ratio) fills those the model can make.
+        wanted = [c for c in add if (c in named or c in reachable) and (not classes or c in classes)]
+        goals = {c: counts[c] + add[c] for c in wanted}
+    else:
+        goal_n = target if target is not None else max(counts.values(), default=0)
+        wanted = classes or [c for c in counts if c in reachable]
+        goals = {c: max(counts.get(c, 0), goal_n) for c in wanted}
     plan = Plan(counts=counts, goal={})
     for name in counts:
-        plan.goal[name] = max(counts[name], goal_n) if name in wanted else counts[name]
+        plan.goal[name] = goals.get(name, counts[name])
     for name in wanted:
         if name not in reachable:
             raise ValueError(f"the model cannot produce {name!r}; it produces: {', '.join(sorted(reachable))}")
-        need = max(0, goal_n - counts.get(name, 0))
+        need = max(0, goals[name] - counts.get(name, 0))
         froms = []
         for src, dst in translations:
             if dst != name:
@@ -141,6 +158,35 @@ def make_plan(counts: Counter, translations: list[tuple[str | None, str]], targe
         plan.sources[name] = froms
         plan.goal[name] = counts.get(name, 0) + need
     return plan
+
+
+def _strategy_classes(sampling_strategy) -> set[str]:
+    """The emotions a dict sampling_strategy names (aliases read as their emotion)."""
+    if not isinstance(sampling_strategy, dict):
+        return set()
+    named = set()
+    for key in sampling_strategy:
+        try:
+            named.add(E.canonical(key))
+        except (KeyError, ValueError, TypeError):
+            pass  # not an emotion: fxaug.sampling names it in its error
+    return named
+
+
+def strategy_setting(sampling_strategy):
+    """How plan.json records a sampling_strategy (compared when a run is resumed): a name or
+    ratio as given, a dict with its classes' emotion names, a callable by its name."""
+    if isinstance(sampling_strategy, dict):
+        named = {}
+        for key, n in sampling_strategy.items():
+            try:
+                named[E.canonical(key)] = n
+            except (KeyError, ValueError, TypeError):
+                named[str(key)] = n
+        return dict(sorted(named.items()))
+    if callable(sampling_strategy):
+        return f"<callable {getattr(sampling_strategy, '__qualname__', type(sampling_strategy).__name__)}>"
+    return sampling_strategy
 
 
 def candidate_jobs(target: str, sources: list[str], by_class: dict[str, list[str]], seed: int,
@@ -555,6 +601,7 @@ def rebalance(
     model=None,
     method: str | None = None,
     target: int | None = None,
+    sampling_strategy=None,
     classes: list[str] | None = None,
     max_per_source: int | None = None,
     min_confidence: float | None = None,
@@ -596,14 +643,20 @@ def rebalance(
     counts = Counter({k: len(v) for k, v in by_class.items()})
     # The shipped model that can fill the most of the classes to fill (default: those below the goal).
     goal = target or max(counts.values(), default=0)
-    wanted = classes or [c for c in E.EMOTIONS if counts.get(c, 0) < goal] or ["happy"]
+    if sampling_strategy is not None and len(counts) > 1 and not classes:
+        from .sampling import samples_to_add
+
+        wanted = [c for c, n in samples_to_add({**{c: 0 for c in _strategy_classes(sampling_strategy)}, **counts},
+                                                sampling_strategy).items() if n > 0] or ["happy"]
+    else:
+        wanted = classes or [c for c in E.EMOTIONS if counts.get(c, 0) < goal] or ["happy"]
     model = model or select_model(wanted, method)
     reference = _model_reference(model)
     wanted_classes = [E.canonical(c) for c in classes] if classes else None
     translations, methods = _model_contract(model)
     if method is not None and method not in methods:
         raise ValueError(f"this model works by the {' or '.join(repr(m) for m in methods)} method, not {method!r}")
-    index_plan = make_plan(counts, translations, target, wanted_classes)  # its errors before anything is written
+    index_plan = make_plan(counts, translations, target, wanted_classes, sampling_strategy)  # errors before any write
     if dry_run:
         return {"format": reader.format, "description": reader.description, **index_plan.to_dict(),
                 "model": reference, "method": method or methods[0],
@@ -627,17 +680,19 @@ def rebalance(
         "method": pipe.method, "plan": None, "max_per_source": max_per_source, "min_confidence": min_confidence,
         "judge": judge_reference, "strength": strength, "seed": seed, "batch_size": batch_size,
         "window_pixels": window_pixels,
+        # how the goal was set: a resume that sets it otherwise is told so (not "the dataset changed")
+        "target": target, "classes": wanted_classes, "sampling_strategy": strategy_setting(sampling_strategy),
     }
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
         return _run(reader, entries, by_class, out, pipe, settings, translations, target, wanted_classes, judge,
                     min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
-                    progress, identity)
+                    progress, identity, sampling_strategy)
 
 
 def _run(reader, entries, by_class, out: Path, pipe, settings, translations, target, wanted_classes, judge,
          min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
-         progress, identity=True) -> dict[str, Any]:
+         progress, identity=True, sampling_strategy=None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     plan_path = out / PLAN
@@ -679,7 +734,8 @@ def _run(reader, entries, by_class, out: Path, pipe, settings, translations, tar
     readable, unreadable = _copy_originals(reader, entries, names, out, link, progress)
     by_class = {cls: [i for i in ids if i in readable] for cls, ids in by_class.items()}
     by_class = {cls: ids for cls, ids in by_class.items() if ids}
-    plan = make_plan(Counter({c: len(ids) for c, ids in by_class.items()}), translations, target, wanted_classes)
+    plan = make_plan(Counter({c: len(ids) for c, ids in by_class.items()}), translations, target, wanted_classes,
+                     sampling_strategy)
     plan_dict = json.loads(json.dumps(plan.to_dict()))
     if saved is not None and saved.get("plan") is not None:
         if saved["plan"] != plan_dict:
