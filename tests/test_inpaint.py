@@ -180,7 +180,7 @@ def test_one_step_trains_and_resume_is_bit_exact(faces_dir, tmp_path, guide):
     g = load_model(tmp_path / "straight" / "generator")
     assert type(g) is ExpressionInpainter and g.domains == tuple(DOMAINS.split(","))
     options = json.loads((tmp_path / "straight" / "options.json").read_text())
-    assert options["config"]["guide"] == str(guide)
+    assert options["config"]["loss"]["guide"] == str(guide)
 
 
 def test_the_guide_is_never_the_judge(faces_dir, tmp_path, guide):

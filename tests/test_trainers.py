@@ -3,6 +3,7 @@ bit-exactly, exports reload exactly, the CLI and torchrun (2 CPU processes, gloo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -234,7 +235,15 @@ def test_cli_with_yaml_config(faces_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "generator written to" in out.stdout
     options = json.loads((tmp_path / "run" / "options.json").read_text())["config"]
-    assert options["domains"] == ["neutral", "sad"] and options["steps"] == 2 and options["size"] == 16
+    assert options["data"]["domains"] == ["neutral", "sad"] and options["schedule"]["steps"] == 2
+    assert options["data"]["size"] == 16 and "lambda_cyc" not in options["loss"]  # stargan's options only
+    again = subprocess.run(  # a run's options.json is a config file: it repeats the run
+        [str(fxaug), "train", "stargan", "--config", str(tmp_path / "run" / "options.json"),
+         "--out", str(tmp_path / "again"), "--no-progress"], capture_output=True, text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    repeated = json.loads((tmp_path / "again" / "options.json").read_text())["config"]
+    assert repeated == options
 
 
 @pytest.mark.slow
@@ -370,3 +379,43 @@ def test_init_nets_takes_only_the_named_networks(faces_dir, tmp_path):
     with pytest.raises(ValueError, match="no networks \\['E'\\] in this model"):
         make_trainer(_cfg(faces_dir, tmp_path, init_from=str(tmp_path / "parent"), init_nets="E", residual=True,
                           **base), tmp_path / "x")
+
+
+def test_every_training_option_has_a_group_and_help():
+    from fxaug.trainers.config import OPTIONS
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    assert fields == set(OPTIONS)
+
+
+@pytest.mark.parametrize("model", ["stargan", "cyclegan", "2cet", "inpaint"])
+def test_grouped_options_round_trip(model, tmp_path):
+    """options.json's grouped form (and a grouped YAML file) gives back the same config."""
+    import yaml
+
+    domains = ("neutral", "happy")
+    cfg = TrainConfig(model=model, domains=domains, steps=7, batch=4, guide="g" if model == "inpaint" else None,
+                      method="regions" if model == "inpaint" else "image")
+    grouped = cfg.grouped()
+    assert set(grouped) == {"model", "data", "generator", "discriminator", "loss", "schedule", "run", "output"}
+    assert grouped["schedule"]["steps"] == 7 and grouped["data"]["domains"] == list(domains)
+    assert ("guide" in grouped["loss"]) == (model == "inpaint") and ("code_dim" in grouped["generator"]) == (model == "2cet")
+    assert TrainConfig.from_dict(grouped) == cfg
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(grouped))
+    assert TrainConfig.from_file(path) == cfg
+
+
+def test_config_file_errors_name_the_file_and_the_group(tmp_path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("model: stargan\nschedule: {size: 32}\n")
+    with pytest.raises(ValueError, match=r"wrong.yaml: option 'size' belongs to the 'data' group, not 'schedule'"):
+        TrainConfig.from_file(wrong)
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps({"model": "stargan", "steps": 3, "schedule": {"steps": 4}}))
+    with pytest.raises(ValueError, match="'steps' is given twice"):
+        TrainConfig.from_file(twice)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{steps: ")
+    with pytest.raises(ValueError, match="broken.json: not a readable training config"):
+        TrainConfig.from_file(broken)

@@ -1,5 +1,10 @@
 """Training options: one dataclass, filled from defaults (the paper's), a JSON/YAML config
-file, then command-line overrides; written to the run directory as options.json."""
+file, then command-line overrides; written to the run directory as options.json, grouped by
+component as stylegan3 groups its kwargs (data, generator, discriminator, loss, schedule, run,
+output), each group holding only the options the family's trainer reads.
+
+A config file may be flat (`steps: 7000`) or grouped (`schedule: {steps: 7000}`), and a run's
+own options.json is a config file: `fxaug train inpaint --config runs/x/options.json` repeats it."""
 
 from __future__ import annotations
 
@@ -276,22 +281,62 @@ class TrainConfig:
         d["domains"] = list(self.domains)
         return d
 
+    def grouped(self) -> dict[str, Any]:
+        """The options by component: {"model": ..., "data": {...}, "generator": {...}, ...},
+        each group holding the options this family's trainer reads (OPTIONS), in OPTIONS order."""
+        flat = self.to_dict()
+        out: dict[str, Any] = {"model": self.model}
+        for group in OPTION_GROUPS:
+            out[group] = {k: flat[k] for k, o in OPTIONS.items() if o.group == group and self.model in o.families}
+        return out
+
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+        """From a JSON or YAML file: flat, grouped, or a run's options.json ({"config": ...})."""
         text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
+        try:
+            if str(path).endswith((".yaml", ".yml")):
+                import yaml
 
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-        return cls.from_dict({**data, **overrides})
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except ValueError as err:  # json.JSONDecodeError and yaml.YAMLError's parse errors
+            raise ValueError(f"{path}: not a readable training config ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a training config is a mapping of options, got {type(data).__name__}")
+        if isinstance(data.get("config"), dict) and "training_set" in data:  # a run's options.json
+            data = data["config"]
+        return cls.from_dict({**flatten_options(data, str(path)), **overrides})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """From flat or grouped options (see `grouped`); an unknown option is an error naming it."""
+        data = flatten_options(data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown training options {sorted(unknown)}; known: {', '.join(sorted(names))}")
         return cls(**data)
+
+
+def flatten_options(data: dict[str, Any], where: str = "training config") -> dict[str, Any]:
+    """Grouped options ({"schedule": {"steps": 10}}) to flat ones ({"steps": 10}); flat ones pass
+    through. An option under a group it does not belong to is an error naming its group, so a
+    config file reads as `--help` lists it."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in OPTION_GROUPS and isinstance(value, dict):
+            for name, v in value.items():
+                option = OPTIONS.get(name)
+                if option is not None and option.group != key:
+                    raise ValueError(f"{where}: option {name!r} belongs to the {option.group!r} group, not {key!r}")
+                if name in flat:
+                    raise ValueError(f"{where}: option {name!r} is given twice")
+                flat[name] = v
+        else:
+            if key in flat:
+                raise ValueError(f"{where}: option {key!r} is given twice")
+            flat[key] = value
+    return flat
 

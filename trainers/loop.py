@@ -143,7 +143,7 @@ class GANTrainer:
     # -- shared helpers -------------------------------------------------------------------
     def options(self) -> dict[str, Any]:
         return {
-            "config": self.cfg.to_dict(),
+            "config": self.cfg.grouped(),  # by component; `--config options.json` repeats the run
             "world_size": self.dist.world,
             "device": str(self.device),
             "training_set": self.data.counts(),
