@@ -50,7 +50,7 @@ def _files(root: Path) -> dict[str, str]:
 def _truthful(out: Path) -> dict:
     """Whether summary.json says what is on disk, and what differs where it does not."""
     summary = json.loads((out / "summary.json").read_text())
-    on_disk = Counter(p.relative_to(out).parts[0] for p in out.rglob("*.png"))
+    on_disk = Counter(p.relative_to(out).parts[0] for p in out.rglob("*.png") if p.parent != out)  # not the figures
     made_on_disk = Counter(p.parent.name for p in out.rglob("fxaug-*.png"))
     lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     kept = {(m["target"], m["job"]): m for m in lines if m["kept"]}

@@ -279,7 +279,7 @@ def test_table_rows_become_one_original_each(tmp_path):
         f"{code[name]},{' '.join(map(str, pixels.ravel()))},Training\n" for name, pixels in faces))
     out = tmp_path / "out"
     summary = rebalance(csv, out, target=4, device="cpu", progress=False)
-    originals = sorted(p for p in out.rglob("*.png") if not p.name.startswith("fxaug-"))
+    originals = sorted(p for p in out.rglob("*.png") if not p.name.startswith("fxaug-") and p.parent != out)
     assert [p.name for p in originals if p.parent.name == "anger"] == ["fer2013-11.png"]
     assert len(originals) == summary["originals_copied"] == 12
     by_row = {int(p.stem.split("-")[1]): np.asarray(Image.open(p).convert("L")) for p in originals}
@@ -555,7 +555,8 @@ def test_progress_counts_originals_attempts_and_rejections_and_quiet_silences_it
 # -- item 19: provenance, grey faces -------------------------------------------------------------
 
 def test_grey_sources_give_grey_faces_and_every_line_names_the_model(reference):
-    assert {Image.open(p).mode for p in reference.rglob("*.png")} == {"L"}  # the sample's faces are grey
+    faces = [p for p in reference.rglob("*.png") if p.parent != reference]  # not the figures beside summary.json
+    assert {Image.open(p).mode for p in faces} == {"L"}  # the sample's faces are grey
     plan = json.loads((reference / PLAN).read_text())
     assert plan["model"] == "inpaint-ferplus-48" == _summary(reference)["model"]
     assert {m["model"] for m in _manifest(reference)} == {"inpaint-ferplus-48"}
