@@ -40,7 +40,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 log = logging.getLogger("fxaug.integrations.fiftyone")
 
@@ -297,13 +297,15 @@ def augmented_content_key(dataset, image_column: str = "image") -> str:
 
 
 def read_augmented_dataset(dataset, media_dir: str | os.PathLike, image_column: str = "image",
-                           label_column: str = "label", key: str | None = None) -> tuple[list[FaceGroup], dict[str, Any]]:
+                           label_column: str = "label", key: str | None = None,
+                           progress: bool = False) -> tuple[list[FaceGroup], dict[str, Any]]:
     """The groups of a `datasets.Dataset` that fxaug.augment extended: each original row and
     the synthesized rows after it. Images are written once to media_dir/<content key>/ (FiftyOne
     shows files), named by row, so a re-import (also of a saved and reloaded copy) finds the
-    same paths."""
+    same paths. progress: a tqdm bar (stderr) over the rows."""
     import numpy as np
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from fxaug import emotions as E
     from fxaug.hf import PROVENANCE
@@ -318,7 +320,8 @@ def read_augmented_dataset(dataset, media_dir: str | os.PathLike, image_column: 
     folder = Path(media_dir) / fingerprint
     groups: list[FaceGroup] = []
     by_source: dict[int, FaceGroup] = {}
-    for row, example in enumerate(dataset):
+    rows = tqdm(dataset, total=len(dataset), desc="reading rows", unit="row", disable=not progress)
+    for row, example in enumerate(rows):
         label = example[label_column]
         emotion = E.canonical(label if isinstance(label, str) else names[int(label)])
         file = folder / f"{row:07d}.png"
@@ -443,9 +446,14 @@ def _sample(face: Face, group, slice_: str):
                      **{GROUP_FIELD: group.element(slice_)}, **values)
 
 
-def add_groups(dataset, groups: Sequence[FaceGroup]) -> int:
+_ADD_CHUNK = 500  # samples per add_samples call: the bar moves, and FiftyOne batches its writes anyway
+
+
+def add_groups(dataset, groups: Sequence[FaceGroup], progress: bool = False) -> int:
     """Add the faces not yet in `dataset`, into the groups of their source faces. Returns how
-    many samples were added."""
+    many samples were added. progress: a tqdm bar (stderr) over the samples added."""
+    from tqdm.auto import tqdm
+
     fo = require_fiftyone()
     group_of, taken = _group_index(dataset)
     samples = []
@@ -462,8 +470,11 @@ def add_groups(dataset, groups: Sequence[FaceGroup]) -> int:
             name = slice_name(face.target, names)
             names.add(name)
             samples.append(_sample(face, group, name))
-    if samples:
-        dataset.add_samples(samples, progress=False)
+    with tqdm(total=len(samples), desc="adding samples", unit="sample", disable=not progress) as bar:
+        for start in range(0, len(samples), _ADD_CHUNK):
+            chunk = samples[start:start + _ADD_CHUNK]
+            dataset.add_samples(chunk, progress=False)  # fxaug's bar, not FiftyOne's (stdout) as well
+            bar.update(len(chunk))
     if dataset.media_type == "group" and ORIGINAL_SLICE in dataset.group_slices:
         dataset.default_group_slice = ORIGINAL_SLICE
         dataset.group_slice = ORIGINAL_SLICE
@@ -479,7 +490,8 @@ def default_name(source, key: str | None = None) -> str:
 
 
 def to_fiftyone(source, name: str | None = None, persistent: bool = False, overwrite: bool = False, *,
-                media_dir: str | os.PathLike | None = None, image_column: str = "image", label_column: str = "label"):
+                media_dir: str | os.PathLike | None = None, image_column: str = "image", label_column: str = "label",
+                progress: bool = False):
     """Import fxaug's output as a grouped FiftyOne dataset (see the module's docstring).
 
     source:     a `fxaug rebalance` output folder, its manifest.jsonl, a datasets.Dataset made
@@ -490,6 +502,8 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
     overwrite:  delete an existing dataset of that name first.
     media_dir:  where images of a datasets.Dataset are written (default: FiftyOne's
                 default_dataset_dir/<name>); rebalance outputs are used where they are.
+    progress:   tqdm bars on stderr while a datasets.Dataset's rows are read and while samples
+                are added (`fxaug fiftyone` shows them unless -q / --no-progress).
     """
     source = _load_saved_dataset(source)
     # Read the source before touching the database: a bad source leaves no empty dataset behind
@@ -503,12 +517,13 @@ def to_fiftyone(source, name: str | None = None, persistent: bool = False, overw
         key = augmented_content_key(source, image_column)
         name = name or default_name(source, key)
         media = Path(media_dir) if media_dir else Path(fo.config.default_dataset_dir) / name
-        groups, info = read_augmented_dataset(source, media, image_column=image_column, label_column=label_column, key=key)
+        groups, info = read_augmented_dataset(source, media, image_column=image_column, label_column=label_column, key=key,
+                                              progress=progress)
     else:
         raise TypeError(f"to_fiftyone: cannot import a {type(source).__name__}; give a rebalance output folder, "
                         f"its manifest.jsonl or a datasets.Dataset made by fxaug.augment")
     dataset = _open_dataset(name, overwrite, persistent)
-    added = add_groups(dataset, groups)
+    added = add_groups(dataset, groups, progress=progress)
     sources = list(dataset.info.get("fxaug_sources", []))
     if info["source"] not in sources:
         sources.append(info["source"])
@@ -534,7 +549,8 @@ def _load_saved_dataset(source):
 
 def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, model: str | None = None,
                         method: str | None = None, strength: float = 1.0, device: str = "auto",
-                        media_dir: str | os.PathLike | None = None, batch_size: int = 64) -> dict[str, Any]:
+                        media_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                        progress: Callable[[float, str], None] | None = None) -> dict[str, Any]:
     """Give the source face of each selected sample's group the target expression, and add each
     result to that group as a new slice (the target's name, numbered if taken). A selected
     synthesized face stands for its group: the transfer always starts from the original.
@@ -543,6 +559,8 @@ def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, mode
     was made with (info["fxaug_model"]), else a shipped one that can. Outputs are written to
     media_dir (default: FiftyOne's default_dataset_dir/<dataset>/fxaug-operator/<target>/),
     named by source, target and settings: running the same request twice adds nothing.
+    progress: called as progress(share done, label) before the first batch and after each one
+    (the App operator passes FiftyOne's ctx.set_progress).
     Returns counts: added, no_face, already (outputs that were in the dataset), and the slices.
     """
     fo = require_fiftyone()
@@ -587,6 +605,14 @@ def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, mode
         todo.append((gid, source, output))
 
     added, no_face, slices = [], 0, set()
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress(done / len(todo) if todo else 1.0,
+                     f"{done} of {len(todo)} faces to {target}: {len(added)} added, {no_face} without a face"
+                     + (f", {already} already there" if already else ""))
+
+    report(0)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         images = [decode_image(source.filepath, color="native")[0] for _, source, _ in chunk]
@@ -604,6 +630,7 @@ def transfer_expression(dataset, sample_ids: Sequence[str], target: str, *, mode
             names.add(slice_)
             slices.add(slice_)
             added.append(_sample(face, fo.Group(id=gid), slice_))
+        report(start + len(chunk))
     if added:
         dataset.add_samples(added, progress=False)
     return {"added": len(added), "no_face": no_face, "already": already, "slices": sorted(slices),

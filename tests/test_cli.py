@@ -43,3 +43,16 @@ def test_inspect_text_histogram(capsys):
 def test_inspect_bad_path_is_a_clear_error(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_inspect_shows_progress_unless_quiet(capsys):
+    """As rebalance and transfer: a bar on stderr while images are decoded (a pipe too, not only
+    a terminal), silenced by -q, --no-progress, and --json (whose stdout is for programs)."""
+    sample = str(REPO / "examples" / "sample")
+    assert main(["inspect", sample]) == 0
+    err = capsys.readouterr().err
+    assert "inspect: 100%" in err and "100/100" in err and "unreadable=0" in err
+    for args in (["-q", "inspect", sample], ["inspect", sample, "--no-progress"], ["inspect", sample, "--json"],
+                 ["inspect", sample, "--no-decode"]):
+        assert main(args) == 0
+        assert capsys.readouterr().err == "", args

@@ -257,7 +257,12 @@ def test_operator_function_adds_slices_to_three_groups(fo, imported, tiny_parts_
               dataset.get_group(sads[2].group.id)["original"].id]
     wanted_groups = {s.group.id for s in sads}
     before = len(_all(dataset))
-    result = transfer_expression(dataset, picked, "happy", strength=0.8, device="cpu", media_dir=tmp_path / "media")
+    reported = []  # what the App operator hands to ctx.set_progress: before the first batch, after each
+    result = transfer_expression(dataset, picked, "happy", strength=0.8, device="cpu", media_dir=tmp_path / "media",
+                                 batch_size=2, progress=lambda share, label: reported.append((share, label)))
+    assert reported == [(0.0, "0 of 3 faces to happy: 0 added, 0 without a face"),
+                        (2 / 3, "2 of 3 faces to happy: 2 added, 0 without a face"),
+                        (1.0, "3 of 3 faces to happy: 3 added, 0 without a face")]
     assert result["added"] == 3 and result["no_face"] == 0 and result["slices"] == ["happy"]
     assert result["model"] == str(tiny_parts_model) and result["method"] == "parts"  # the dataset's generator
     assert len(_all(dataset)) == before + 3
@@ -271,8 +276,11 @@ def test_operator_function_adds_slices_to_three_groups(fo, imported, tiny_parts_
         assert Path(sample.filepath).is_file() and Path(sample.filepath).parent == tmp_path / "media" / "happy"
         assert Path(sample.filepath).name.startswith(Path(source.filepath).stem + "-happy-")
     # The same request again adds nothing; another strength is another output, numbered.
-    again = transfer_expression(dataset, picked, "happy", strength=0.8, device="cpu", media_dir=tmp_path / "media")
+    reported.clear()
+    again = transfer_expression(dataset, picked, "happy", strength=0.8, device="cpu", media_dir=tmp_path / "media",
+                                progress=lambda share, label: reported.append((share, label)))
     assert again["added"] == 0 and again["already"] == 3
+    assert reported == [(1.0, "0 of 0 faces to happy: 0 added, 0 without a face, 3 already there")]
     other = transfer_expression(dataset, picked[:1], "happy", strength=0.3, device="cpu", media_dir=tmp_path / "media")
     assert other["slices"] == ["happy_2"]
     with pytest.raises(ValueError, match="cannot produce"):
@@ -301,9 +309,40 @@ def test_plugin_operator_runs_through_fiftyone(fo, imported, fo_env):
                                                     "params": {"target": "neutral", "strength": 0.5}})
     assert result.error is None, result.error
     assert result.result["added"] == 3 and result.result["slices"] == ["neutral"]
+    # Run immediately, its progress goes to the App's browser console (FiftyOne's own choice for
+    # ctx.set_progress outside a delegated run), through the executor's requests.
+    logged = [r["params"]["message"] for r in result.executor.to_json()["requests"] if r["operator_uri"] == "console_log"]
+    assert logged == ["Progress: 0.0 - 0 of 3 faces to neutral: 0 added, 0 without a face",
+                      "Progress: 1.0 - 3 of 3 faces to neutral: 3 added, 0 without a face"]
     dataset.reload()
     assert set(dataset.select_group_slices("neutral").values("group.id")) == \
         set(dataset.select_group_slices("original").limit(3).values("group.id"))
+
+
+def test_plugin_operator_reports_progress_on_a_delegated_run(fo, imported, fo_env):
+    """Delegated as from the App (request_delegation), then run as `fiftyone delegated launch`
+    runs queued operations: the run's record holds the operator's progress, and its result."""
+    import fiftyone.operators as foo
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    from fxaug.integrations.fiftyone import OPERATOR_URI, install_plugin
+
+    install_plugin()  # FIFTYONE_PLUGINS_DIR is the test's own
+    dataset = imported.clone("operator-delegated")
+    picked = dataset.select_group_slices("original").limit(4).values("id")
+    queued = foo.execute_operator(OPERATOR_URI, ctx={"dataset": dataset, "selected": picked, "request_delegation": True,
+                                                    "params": {"target": "happy", "strength": 0.5}})
+    assert queued.error is None, queued.error
+    service = DelegatedOperationService()
+    run_id = queued.result["id"]
+    assert service.get(run_id).run_state == "queued" and "happy" not in dataset.group_slices
+    service.execute_queued_operations(operator=OPERATOR_URI, dataset_name=dataset.name)
+    run = service.get(run_id)
+    assert run.run_state == "completed", run.result
+    assert run.result.result["added"] == 4
+    assert run.status.progress == 1.0 and run.status.label == "4 of 4 faces to happy: 4 added, 0 without a face"
+    dataset.reload()
+    assert len(dataset.select_group_slices("happy")) == 4
 
 
 def test_augmented_datasets_import_grouped(fo, tiny_parts_model, tmp_path):
@@ -347,9 +386,17 @@ def test_cli_imports_and_reports(fo_env, rebalanced):
     assert run.returncode == 0, run.stderr[-2000:]
     n_faces = sum(PER_CLASS.values())
     assert f"'cli': {n_faces} groups; slices: original {n_faces}, sad " in run.stdout
+    # progress on stderr, as rebalance's (also when stderr is no terminal): every sample added
+    n_samples = n_faces + sum(1 for m in _manifest(rebalanced) if m["kept"])
+    assert "adding samples: 100%" in run.stderr and f"{n_samples}/{n_samples}" in run.stderr
     again = subprocess.run([FXAUG, "fiftyone", str(rebalanced), "--name", "cli"], capture_output=True, text=True,
                            env={**os.environ, **fo_env})
     assert again.stdout.split("\n")[0] == run.stdout.split("\n")[0]  # persistent, and nothing added
+    assert "adding samples: 0sample" in again.stderr  # nothing new to add
+    for quiet in (["-q", "fiftyone"], ["fiftyone", "--no-progress"]):
+        silent = subprocess.run([FXAUG, *quiet, str(rebalanced), "--name", "cli"], capture_output=True, text=True,
+                                env={**os.environ, **fo_env})
+        assert silent.returncode == 0 and "adding samples" not in silent.stderr, silent.stderr[-2000:]
 
 
 def test_cli_names_the_extra_when_fiftyone_is_missing(rebalanced):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dataset_writers import write_class_folders
+from figure_pixels import bar_lengths
 from fxaug import emotions as E
 from fxaug.cli import main
 from fxaug.metrics import (
@@ -84,6 +85,25 @@ def test_eval_cli_end_to_end(folders, tiny_parts_model, tmp_path):
     assert "PublicTest" in json.dumps(result["reader_options"]) and result["metrics"] == [
         "accuracy", "judge_fid", "judge_kid", "identity"]
     assert "| pair | method | N | accuracy | judge-FID† |" in table and "neutral:happy | parts" in table
+    # The table as bar charts beside the JSON, named in it: one panel per column of the table
+    # (accuracy, judge-FID, judge-KID, identity distance, same person), one bar per row, each
+    # panel scaled to its largest value; drawn from the JSON alone, so redrawing gives its bytes.
+    from PIL import Image
+
+    from fxaug.figures import BAR, BAR_WIDTH
+    from fxaug.metrics import results_figure
+
+    assert result["figure"] == "eval.png"
+    figure = np.asarray(Image.open(out.with_name(result["figure"])))
+    assert figure.ndim == 3 and np.array_equal(figure, results_figure(result))
+    expected = []  # bar lengths, panel by panel, row by row; a zero or missing value draws none
+    for key in ["accuracy", "judge_fid", "judge_kid", "identity_mean", "identity_share_below"]:
+        values = [row[key] * (1000 if key.endswith("kid") else 1) for row in result["rows"] if row[key] is not None]
+        top = max(map(abs, values), default=0) or 1
+        expected += [n for n in (round(abs(v) / top * BAR_WIDTH) for v in values) if n]
+    assert bar_lengths(figure, BAR) == expected
+    assert main(["eval", "--model", str(tiny_parts_model), "--data", str(folders), "--pairs", "neutral:happy",
+                 "--out", str(tmp_path / "x.png")]) == 2  # the figure would overwrite the JSON: refused first
 
 
 def test_evaluate_library_call_scores_the_baseline_like_a_direct_computation(folders, tiny_parts_model):

@@ -12,7 +12,8 @@ make the App list the operator, either
 
 or point FIFTYONE_PLUGINS_DIR at the folder holding this one (`fxaug fiftyone --plugin-path`
 prints it). Delegated execution is allowed: generating many faces can run in
-`fiftyone delegated launch` instead of the App's request.
+`fiftyone delegated launch` instead of the App's request, and reports its progress (faces done,
+added, without a face) after every batch through `ctx.set_progress`.
 """
 
 import fiftyone.operators as foo
@@ -57,6 +58,9 @@ class TransferExpression(foo.Operator):
         result = transfer_expression(
             ctx.dataset, ids, ctx.params["target"], model=ctx.params.get("model") or None,
             method=None if method in (None, METHODS[0]) else method, strength=float(ctx.params.get("strength", 1.0)),
+            # FiftyOne records it on a delegated run (the App's Runs page, `fiftyone delegated list`)
+            # and logs it to the browser console on an immediate one
+            progress=lambda share, label: ctx.set_progress(progress=share, label=label),
         )
         if not ctx.delegated:
             ctx.ops.reload_dataset()

@@ -47,6 +47,8 @@ def _inspect(sub: argparse._SubParsersAction) -> None:
     add_dataset_arguments(p)
     p.add_argument("--no-decode", action="store_true", help="count from the index only; do not decode images")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar while images are decoded (-q and --json also silence it)")
     p.set_defaults(run=run_inspect)
 
 
@@ -60,7 +62,21 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.no_decode:
         counts = reader.class_counts()
     else:
-        found = Counter(record.emotion for record in reader)
+        from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        entries = list(reader.entries())  # the index first (nothing decoded), so the bar has a total
+        found = Counter()
+        # as rebalance: a bar on stderr (TTY or not) unless -q, --no-progress or --json; a bad
+        # file's warning is printed above the bar rather than through it
+        with logging_redirect_tqdm(), tqdm(total=len(entries), desc="inspect", unit="image",
+                                           disable=args.quiet or args.no_progress or args.json) as bar:
+            for tried, entry in enumerate(entries, 1):
+                record = reader.load(entry)  # a bad file is reported and gives None
+                if record is not None:
+                    found[record.emotion] += 1
+                bar.update()
+                bar.set_postfix_str(f"unreadable={tried - sum(found.values())}", refresh=False)
         counts = Counter({name: found[name] for name in E.EMOTIONS if found[name]})
     if args.json:
         out = {"format": reader.format, "description": reader.description, "counts": dict(counts)}
@@ -468,7 +484,8 @@ def run_fiftyone(args: argparse.Namespace) -> int:
             print(f"FiftyOne plugin linked: {fx.install_plugin()}")
         if not args.source:
             return 0
-        dataset = fx.to_fiftyone(args.source, name=args.name, persistent=args.persistent, overwrite=args.overwrite)
+        dataset = fx.to_fiftyone(args.source, name=args.name, persistent=args.persistent, overwrite=args.overwrite,
+                                 progress=not (args.quiet or args.no_progress))
     except fx.FiftyOneMissing as err:
         print(f"fxaug: error: {err}", file=sys.stderr)
         return 2
@@ -482,6 +499,7 @@ def run_fiftyone(args: argparse.Namespace) -> int:
 
         headless = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
         session = fo.launch_app(dataset, port=args.port, address=args.address, remote=args.no_browser or headless)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
         print(f"App at {session.url} (Ctrl-C ends)", flush=True)
         try:
             session.wait(-1)  # -1: until interrupted, even when the browser tab closes
@@ -500,7 +518,8 @@ def _eval(sub: argparse._SubParsersAction) -> None:
         description="For each source:target pair and method, transfer real faces of the source class "
         "and score the outputs: the judge's accuracy on the target emotion, FID and KID against real "
         "target faces of the same data, and identity distance to the source faces. Writes --out "
-        "(JSON) and a Markdown table beside it (same name, .md). docs/evaluation.md gives the protocol.",
+        "(JSON), and beside it the Markdown table (same name, .md) and the table as bar charts (same name, "
+        ".png; named in the JSON's \"figure\"). docs/evaluation.md gives the protocol.",
     )
     p.add_argument("--model", required=True, help="generator: a shipped model's name or a checkpoint folder")
     p.add_argument("--data", required=True, help="labelled faces in any format fxaug reads (class folders, "
@@ -522,7 +541,8 @@ def _eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", required=True, help="results JSON path; the Markdown table goes beside it (.md)")
+    p.add_argument("--out", required=True, help="results JSON path; the Markdown table (.md) and its figure (.png) go "
+                   "beside it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
     add_dataset_arguments(p)
     p.set_defaults(run=run_eval)
@@ -531,8 +551,8 @@ def _eval(sub: argparse._SubParsersAction) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .io import write_text
-    from .metrics import evaluate, results_markdown
+    from .io import write_image, write_text
+    from .metrics import evaluate, results_figure, results_markdown
 
     n = args.n or None
     n_reference = None if args.n_reference == 0 else (args.n_reference if args.n_reference is not None else n)
@@ -546,10 +566,12 @@ def run_eval(args: argparse.Namespace) -> int:
         progress=not (args.quiet or args.no_progress), **reader_kwargs(args),
     )
     markdown = results_markdown(result)
-    write_text(out, json.dumps(result, indent=2) + "\n")
+    figure = out.with_suffix(".png")
+    result["figure"] = figure.name  # beside the JSON, named by it
+    write_image(figure, results_figure(result))
     write_text(out.with_suffix(".md"), markdown)
     print(markdown)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    print(f"wrote {out}, {out.with_suffix('.md')} and {figure}")
     return 0
 
 
@@ -573,6 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
     for register in COMMANDS:
         register(sub)
     return parser
+    if out.suffix.lower() in (".md", ".png"):
+        raise ValueError(f"--out {out}: the results JSON would be overwritten by the table or figure written beside "
+                         f"it ({out.with_suffix('.md').name}, {out.with_suffix('.png').name}); name it .json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -584,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+    write_text(out, json.dumps(result, indent=2) + "\n")  # last: a JSON file means the run is complete
         return int(args.run(args) or 0)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         print(f"fxaug: error: {err}", file=sys.stderr)

@@ -1,13 +1,13 @@
 """Metrics of expression transfer: the emotion judge, FID/KID, identity preservation, a registry
 of metrics by name, and `evaluate` (what `fxaug eval` runs).
 
-    from fxaug.metrics import evaluate, results_markdown, list_metrics
+    from fxaug.metrics import evaluate, results_markdown, results_figure, list_metrics
     from fxaug.metrics import fid, kid, identity_distance, load_judge
 
 Heavy parts (torchmetrics, the Inception and identity networks) load on first use.
 """
 
-from .evaluate import DEFAULT_METRICS, evaluate, parse_pairs, results_markdown
+from .evaluate import DEFAULT_METRICS, evaluate, parse_pairs, results_figure, results_markdown
 from .fid import extract_features, fid, kid
 from .identity import SAME_PERSON, IdentityEncoder, identity_distance, identity_preservation
 from .judge import DEFAULT_JUDGE, EmotionJudge, JudgeConfig, load_judge
@@ -35,5 +35,6 @@ __all__ = [
     "load_judge",
     "parse_pairs",
     "register_metric",
+    "results_figure",
     "results_markdown",
 ]

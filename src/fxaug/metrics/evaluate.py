@@ -1,10 +1,11 @@
 """Evaluate a generator: for each (source class -> target class) pair and each transfer method,
 transfer real faces of the source class to the target and score the outputs (`fxaug eval`).
 
-    from fxaug.metrics import evaluate, results_markdown
+    from fxaug.metrics import evaluate, results_markdown, results_figure
     result = evaluate("stargan-fer-48-parts", "data/ferplus", pairs="neutral:happy,happy:sad",
                       splits="PublicTest", n=500)
     print(results_markdown(result))
+    write_image("results.png", results_figure(result))    # fxaug.io.write_image: the table as bar charts
 
 Protocol (docs/evaluation.md):
 - sources: `n` faces of the source class, a seeded random sample of the dataset (after `splits`).
@@ -303,3 +304,38 @@ def results_markdown(result: dict[str, Any]) -> str:
         notes.append(f"Identity: {protocol['identity']['net']}; same person below {protocol['identity']['same_person_below']}.")
     notes.append(f"Method \"{BASELINE}\": the sources unchanged (what the scores are when nothing is done).")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+# Which way is better, for the figure's panel titles.
+_BETTER = {"accuracy": "higher is better", "fid": "lower is better", "kid": "lower is better",
+           "judge_fid": "lower is better", "judge_kid": "lower is better",
+           "identity_mean": "lower is better", "identity_share_below": "higher is better"}
+
+
+def results_figure(result: dict[str, Any]) -> np.ndarray:
+    """The table of `results_markdown` as bar charts (an RGB uint8 array; fxaug.io.write_image
+    writes it): one panel per metric column, one bar per pair and method, the baseline row
+    ("none") beside each method's. Each panel is scaled to its own largest value; a missing
+    value (a metric that failed, e.g. too few faces for FID) has no bar and reads "–". Drawn by
+    fxaug.figures: the same result always gives the same pixels."""
+    from ..figures import bar_panels
+
+    rows = result["rows"]
+    if not rows:
+        raise ValueError("results_figure: the result has no rows to draw")
+    panels = []
+    for key, header, fmt in COLUMNS:
+        if not any(key in r for r in rows):
+            continue
+        bars = []
+        for r in rows:
+            value = r.get(key)
+            shown = None if value is None else value * 1000 if fmt == "x1000" else value
+            bars.append((f"{r['source']} -> {r['target']}  {r['method']}", shown, format_cell(value, fmt)))
+        panels.append((f"{header} ({_BETTER.get(key, '')})" if key in _BETTER else header, bars))
+    notes = [f"Method \"{BASELINE}\": the sources unchanged." if any(r["method"] == BASELINE for r in rows) else "",
+             "† the judge's features, not comparable to published FID/KID." if any(
+                 k.startswith("judge_") and any(k in r for r in rows) for k, _, _ in COLUMNS) else "",
+             "Each panel is scaled to its largest value."]
+    note = " ".join(n for n in notes if n)
+    return bar_panels(panels, title=f"fxaug eval: {result.get('model')}", note=note)
