@@ -1,13 +1,19 @@
 """Turn a finished run's exported generator into a model shipped inside the package:
 
     python -m fxaug.trainers.ship runs/stargan-image-48 --name stargan-ferplus-image-48 \
-        --scores results.json
+        --scores results.json --card docs/runs/card-stargan-ferplus-image-48.json
 
 Writes `fxaug/assets/models/<name>/` (config.json + model.safetensors, float16 by default: half
 the bytes, and the generator's outputs move by at most a grey level or two, checked and
 printed here) with the run's training record and the given scores in config.json's
-"_metadata", which docs/models.md quotes. `--snapshot STEP` ships the EMA generator of one of
-the run's snapshots instead (a run stopped early, or an earlier, better step);
+"_metadata", which docs/models.md quotes, and a model card README.md (`fxaug.models.card`:
+the Hugging Face Hub's YAML header, then data, licence, training command, steps, time, scores,
+samples), so the folder is a Hub model repo as it stands (`fxaug.models.hub.push_folder`).
+`--card FACTS.json` gives what the run cannot know (`CardFacts`: license, datasets, data,
+training_command, cpu_time, evaluations = `fxaug eval` JSON files relative to FACTS.json,
+samples = an image copied beside the weights, summary, limitations); `--rewrite-card MODEL_DIR`
+writes the card of a model already shipped. `--snapshot STEP` ships the EMA generator of one
+of the run's snapshots instead (a run stopped early, or an earlier, better step);
 `export_snapshot` alone writes such a checkpoint anywhere, for scoring before shipping.
 """
 
@@ -21,6 +27,8 @@ from pathlib import Path
 import torch
 
 from fxaug.models import BUNDLED_DIR, load_model
+from fxaug.models.card import SAMPLES_NAME, CardFacts, model_card
+from fxaug.models.hub import CARD_NAME
 
 
 def output_change(reference, candidate, size: int, channels: int) -> float:
@@ -60,8 +68,71 @@ def export_snapshot(run_dir: str | Path, step: int, out: str | Path) -> Path:
         return trainer.export(Path(out))
 
 
+def training_time(run_dir: str | Path) -> float | None:
+    """Wall-clock seconds the run trained, from its metrics.jsonl: each record's time_s counts
+    from the start of its session, so a resumed run adds each session's last time."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    total, last = 0.0, None
+    for line in path.read_text().splitlines():
+        try:
+            t = float(json.loads(line)["time_s"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if last is not None and t < last:  # a new session began
+            total += last
+        last = t
+    return total + (last or 0.0) if last is not None else None
+
+
+def read_facts(path: str | Path | None, run_dir: str | Path | None = None) -> CardFacts:
+    """The card facts of a JSON file (`CardFacts` fields; `evaluations` and `samples` are paths
+    relative to the file), with the run's training time when the file gives none."""
+    facts = CardFacts()
+    base = Path(".")
+    if path is not None:
+        path = Path(path)
+        data = json.loads(path.read_text())
+        unknown = sorted(set(data) - set(CardFacts.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{path}: unknown card facts {', '.join(unknown)}; known: "
+                             f"{', '.join(CardFacts.__dataclass_fields__)}")
+        base = path.parent
+        evaluations = [json.loads((base / e).read_text()) for e in data.pop("evaluations", [])]
+        facts = CardFacts(**data, evaluations=evaluations)
+    if facts.samples:
+        facts.samples = str(base / facts.samples)
+    if facts.cpu_time is None and run_dir is not None:
+        seconds = training_time(run_dir)
+        if seconds:
+            facts.cpu_time = f"{seconds / 60:.0f} min wall-clock (metrics.jsonl)"
+    return facts
+
+
+def write_card(model_dir: str | Path, facts: CardFacts, run_dir: str | Path | None = None) -> Path:
+    """README.md of `model_dir` from its config.json and `facts`; a samples image named in the
+    facts is copied beside the weights (as samples.png, at most 1024 px wide)."""
+    from fxaug.io import atomic_write, write_text
+
+    model_dir = Path(model_dir)
+    if facts.samples and Path(facts.samples).resolve() != (model_dir / SAMPLES_NAME).resolve():
+        from PIL import Image
+
+        with Image.open(facts.samples) as im:
+            im = im.convert("RGB") if im.mode not in ("L", "RGB") else im.copy()
+            if im.width > 1024:
+                im = im.resize((1024, round(im.height * 1024 / im.width)), Image.LANCZOS)
+            atomic_write(model_dir / SAMPLES_NAME, lambda p: im.save(p, format="PNG", optimize=True))
+    facts = CardFacts(**{**facts.__dict__, "samples": SAMPLES_NAME if facts.samples else None})
+    if facts.training_command is None and run_dir is not None:
+        facts.training_command = (f"fxaug train --config {Path(run_dir).as_posix()}/options.json "
+                                  f"--out {Path(run_dir).as_posix()}   # repeats the run's options")
+    return write_text(model_dir / CARD_NAME, model_card(model_dir, facts=facts))
+
+
 def ship(run_dir: str | Path, name: str, dest: Path = BUNDLED_DIR, dtype: str = "float16",
-         scores: dict | None = None, snapshot: int | None = None) -> Path:
+         scores: dict | None = None, snapshot: int | None = None, facts: CardFacts | None = None) -> Path:
     run_dir = Path(run_dir)
     if snapshot is not None:
         with tempfile.TemporaryDirectory() as scratch:
@@ -73,6 +144,9 @@ def ship(run_dir: str | Path, name: str, dest: Path = BUNDLED_DIR, dtype: str = 
     if scores:
         metadata["scores"] = scores
     out = model.save_pretrained(dest / name, dtype=dtype, metadata=metadata)
+    if facts is None:
+        facts = read_facts(None, run_dir)
+    write_card(out, facts, run_dir)
     shipped = load_model(out)
     change = output_change(model, shipped, model.config.image_size, model.config.channels)
     size = sum(f.stat().st_size for f in out.iterdir())
@@ -83,15 +157,25 @@ def ship(run_dir: str | Path, name: str, dest: Path = BUNDLED_DIR, dtype: str = 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m fxaug.trainers.ship", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", help="run directory with generator/ (written when training finishes)")
-    p.add_argument("--name", required=True, help="shipped model name, e.g. stargan-ferplus-parts-32")
+    p.add_argument("run", nargs="?", help="run directory with generator/ (written when training finishes)")
+    p.add_argument("--name", help="shipped model name, e.g. stargan-ferplus-parts-32")
     p.add_argument("--dest", type=Path, default=BUNDLED_DIR)
     p.add_argument("--dtype", default="float16", choices=("float32", "float16", "bfloat16"))
     p.add_argument("--scores", help="a JSON file of scores to record in the model's metadata")
     p.add_argument("--snapshot", type=int, help="ship this snapshot step's EMA generator instead of generator/")
+    p.add_argument("--card", help="a JSON file of model card facts (CardFacts: license, datasets, training_command, "
+                   "cpu_time, evaluations, samples, ...)")
+    p.add_argument("--rewrite-card", metavar="MODEL_DIR", type=Path,
+                   help="only (re)write the README.md model card of this model folder, from --card")
     args = p.parse_args(argv)
+    if args.rewrite_card is not None:
+        out = write_card(args.rewrite_card, read_facts(args.card, args.run))
+        print(out)
+        return 0
+    if not args.run or not args.name:
+        p.error("give RUN and --name (or --rewrite-card MODEL_DIR)")
     scores = json.loads(Path(args.scores).read_text()) if args.scores else None
-    ship(args.run, args.name, args.dest, args.dtype, scores, args.snapshot)
+    ship(args.run, args.name, args.dest, args.dtype, scores, args.snapshot, read_facts(args.card, args.run))
     return 0
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
@@ -47,7 +48,9 @@ class ExpressionBatchTransfer(torch.nn.Module):
     None (uniform over what the model can make among `classes`). class_counts (+ sampling_strategy):
     fill rare classes instead. strength: a float or a (low, high) range drawn per sample.
     model / method: as for ExpressionTransfer (None: the shipped model that can make the most of
-    the targets). same_emotion: also draw a sample's own class. seed: the draws' generator."""
+    the targets). same_emotion: also draw a sample's own class. seed: the draws' generator.
+    torch_dtype: the generator's dtype (fxaug.models.load_model): float32 by default; "bfloat16",
+    "float16", or "auto" (the checkpoint's stored dtype on a GPU, float32 on the CPU)."""
 
     def __init__(
         self,
@@ -61,6 +64,7 @@ class ExpressionBatchTransfer(torch.nn.Module):
         method: str | None = None,
         same_emotion: bool = False,
         seed: int | None = None,
+        torch_dtype: str | torch.dtype | None = None,
     ):
         super().__init__()
         self.classes = [E.canonical(c) for c in classes]
@@ -90,6 +94,16 @@ class ExpressionBatchTransfer(torch.nn.Module):
         # Kept out of the module's submodules: its weights are no part of this module's
         # parameters or state_dict (an optimizer over a model holding this must not train it).
         self.__dict__["generator_model"] = load_model(model) if not isinstance(model, torch.nn.Module) else model
+        # float32 by default; "bfloat16" / "float16", or "auto": the checkpoint's stored dtype once the
+        # batches are on a GPU (float32 on the CPU), applied where the engine is made
+        from .models.base import WEIGHTS_NAME, resolve_dtype, stored_dtype
+
+        path = getattr(self.generator_model, "checkpoint_path", None)
+        stored = stored_dtype(Path(path) / WEIGHTS_NAME) if path and (Path(path) / WEIGHTS_NAME).is_file() else \
+            next((q.dtype for q in self.generator_model.parameters() if q.is_floating_point()), torch.float32)
+        self._dtypes = {kind: resolve_dtype(torch_dtype, stored, kind) for kind in ("cpu", "cuda")}
+        if torch_dtype is None:
+            self._dtypes = {kind: None for kind in self._dtypes}  # as given: a module keeps its dtype
         made = {t for _, t in self.generator_model.translations()}
         if asked is not None:
             missing = [t for t in asked if t not in made]
@@ -144,7 +158,9 @@ class ExpressionBatchTransfer(torch.nn.Module):
         if self._pipeline is None or self._pipeline.device != torch.device(device):
             from .pipeline import ExpressionPipeline
 
-            self._pipeline = ExpressionPipeline(self.generator_model, method=self.method, device=device)
+            kind = "cpu" if torch.device(device).type == "cpu" else "cuda"
+            self._pipeline = ExpressionPipeline(self.generator_model, method=self.method, device=device,
+                                                torch_dtype=self._dtypes[kind])
         return self._pipeline
 
     # -- the draws -------------------------------------------------------------------------

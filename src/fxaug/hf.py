@@ -94,6 +94,7 @@ class Augmenter:
         seed: int = 0,
         device: str = "auto",
         batch_size: int = 64,
+        torch_dtype: str | None = None,
     ):
         # Recorded (fxaug_model column, fingerprint) so that it is found again from any folder:
         # a checkpoint folder by its absolute path, a shipped model by its name.
@@ -111,6 +112,8 @@ class Augmenter:
         self.seed = int(seed)
         self.device = device
         self.batch_size = batch_size
+        # float32 by default; "bfloat16" / "float16" / "auto" for a GPU (fxaug.models.load_model)
+        self.torch_dtype = None if torch_dtype is None else str(torch_dtype).removeprefix("torch.")
         self._pipelines: dict[Any, Any] = {}
 
     # Settings only: the pickle (and so datasets' hash) never contains the loaded generator, nor
@@ -128,11 +131,14 @@ class Augmenter:
     def model_id(self) -> str:
         """The model's name or path plus a digest of its weights file (so retraining in place
         changes the fingerprint)."""
-        from .models import BUNDLED_DIR, WEIGHTS_NAME
+        from .models import WEIGHTS_NAME, model_dir
         from pathlib import Path
 
         name = self.model or self._default_model_name()
-        path = Path(name) if Path(name, WEIGHTS_NAME).is_file() else BUNDLED_DIR / name
+        try:  # a Hub model (owner/name@commit) from the cache only: a fingerprint never downloads
+            path = model_dir(name, local_files_only=True)
+        except FileNotFoundError:
+            path = Path(name)
         weights = path / WEIGHTS_NAME
         stat = weights.stat() if weights.is_file() else None
         digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16] if stat else "missing"
@@ -165,7 +171,8 @@ class Augmenter:
             elif rank is not None and device == "auto" and torch.cuda.is_available():
                 device = f"cuda:{rank % torch.cuda.device_count()}"
             model = self.model or self._default_model_name()
-            self._pipelines[key] = ExpressionPipeline(model, method=self.method, device=device, batch_size=self.batch_size)
+            self._pipelines[key] = ExpressionPipeline(model, method=self.method, device=device, batch_size=self.batch_size,
+                                                      torch_dtype=getattr(self, "torch_dtype", None))
         return self._pipelines[key]
 
     def features(self, dataset):

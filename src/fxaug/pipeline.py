@@ -34,6 +34,7 @@ from . import emotions as E
 from .faces.blend import LUMA
 from .methods import Crop, crops_for, paste_into
 from .models import PretrainedModel, load_model
+from .models.base import resolve_dtype
 
 log = logging.getLogger("fxaug.pipeline")
 # Faces are found on a copy whose longer side is at most this: YuNet reads a padded image of at
@@ -149,9 +150,16 @@ class ExpressionPipeline:
     "seamless")."""
 
     def __init__(self, model: PretrainedModel | str, method: str | None = None, device="auto", batch_size: int = 64,
-                 blend: str = "ramp", detector=None, landmarker=None, assume_face: bool = False):
+                 blend: str = "ramp", detector=None, landmarker=None, assume_face: bool = False, torch_dtype=None):
         self.device = resolve_device(device)
-        self.model = (load_model(model) if not isinstance(model, torch.nn.Module) else model).to(self.device).eval()
+        if isinstance(model, torch.nn.Module):
+            stored = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+            self.model = model.to(self.device) if torch_dtype is None else model.to(
+                self.device, resolve_dtype(torch_dtype, stored, self.device))
+        else:
+            # torch_dtype: float32 unless asked (fxaug.models.load_model); crops go in in the model's dtype
+            self.model = load_model(model, device=self.device, torch_dtype=torch_dtype)
+        self.model.eval()
         accepted = self.model.methods
         self.method = method or accepted[0]
         if self.method not in accepted:
@@ -232,7 +240,8 @@ class ExpressionPipeline:
             elif self.channels == 3 and p.ndim == 2:
                 p = cv2.cvtColor(p, cv2.COLOR_GRAY2RGB)
             batch.append(p[None] if p.ndim == 2 else p.transpose(2, 0, 1))
-        return torch.from_numpy(np.stack(batch)).to(self.device, torch.float32).div_(127.5).sub_(1.0)
+        dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
+        return torch.from_numpy(np.stack(batch)).to(self.device, torch.float32).div_(127.5).sub_(1.0).to(dtype)
 
     @torch.inference_mode()
     def _generate(self, x: torch.Tensor, targets: list[str], crops: list[Crop], strengths: torch.Tensor,
@@ -307,7 +316,7 @@ class ExpressionPipeline:
                 torch.tensor([strengths[i] for i in owner], device=self.device),
                 ref,
             )
-            pixels = y.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            pixels = y.float().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
             alpha = None if alpha is None else alpha[:, 0].float().cpu().numpy()
             outputs = {i: images[i].copy() for i in dict.fromkeys(owner)}  # inputs are never written
             for k, (crop, i, p) in enumerate(zip(crops, owner, pixels)):

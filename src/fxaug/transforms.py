@@ -76,6 +76,7 @@ class ExpressionTransfer(ImageOnlyTransform):
         label_key: str = "emotion",
         same_emotion: bool = False,
         p: float = 0.5,
+        torch_dtype: str | None = None,
     ):
         super().__init__(p=p)
         targets = [target] if isinstance(target, str) else list(target)
@@ -102,6 +103,8 @@ class ExpressionTransfer(ImageOnlyTransform):
         self.strength = strength
         self.source = None if source is None else E.canonical(source)
         self.device = device
+        # a name (serialised by to_dict): float32 by default, "bfloat16" / "float16" / "auto" on a GPU
+        self.torch_dtype = None if torch_dtype is None else str(torch_dtype).removeprefix("torch.")
         self.classes = None if classes is None else [E.canonical(c) for c in classes]
         if self.classes is not None:
             missing = [t for t in self._target_names if t not in self.classes]
@@ -125,7 +128,8 @@ class ExpressionTransfer(ImageOnlyTransform):
             from .pipeline import ExpressionPipeline
 
             model = self._loaded if self._loaded is not None else (self.model or select_model(self._target_names, self.method))
-            self._pipeline = ExpressionPipeline(model, method=self.method, device=device_for_this_process(self.device))
+            self._pipeline = ExpressionPipeline(model, method=self.method, device=device_for_this_process(self.device),
+                                                torch_dtype=self.torch_dtype)
             for t in self._target_names:
                 self._pipeline.check_target(t)
             if self.source is not None:
@@ -249,7 +253,8 @@ class ExpressionTransfer(ImageOnlyTransform):
         return out, found
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("target", "method", "model", "strength", "source", "device", "classes", "label_key", "same_emotion")
+        return ("target", "method", "model", "strength", "source", "device", "classes", "label_key", "same_emotion",
+                "torch_dtype")
 
 
 _WARNED_WORKER = False

@@ -95,13 +95,42 @@ class PretrainedModel(nn.Module):
         write_text(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
         return out
 
+    def push_to_hub(self, repo_id: str, *, dtype: str = "float32", metadata: dict | None = None,
+                    card: str | None = None, commit_message: str | None = None, private: bool | None = None,
+                    token: str | bool | None = None, revision: str | None = None, create_pr: bool = False) -> str:
+        """Upload this model to the Hugging Face Hub repo `repo_id` (created if needed) as one
+        commit holding exactly what `save_pretrained(dtype=, metadata=)` writes plus a README.md
+        model card: `card`, else the card of the folder it was loaded from, else one made from
+        its config (`fxaug.models.card`). Needs huggingface_hub (the `hub` extra) and a login
+        (`hf auth login` or token=). Returns the commit's URL."""
+        from .hub import push_to_hub
+
+        return push_to_hub(self, repo_id, dtype=dtype, metadata=metadata, card=card, commit_message=commit_message,
+                           private=private, token=token, revision=revision, create_pr=create_pr)
+
     @classmethod
-    def from_pretrained(cls: type[M], directory: str | os.PathLike, device: str | torch.device = "cpu") -> M:
-        """Load a checkpoint directory. Called on the base class, builds whatever class the
-        checkpoint names; on a subclass, refuses a checkpoint of another class. A damaged or
-        inconsistent checkpoint raises CheckpointError naming the file and the reason; config
-        keys the class does not know are ignored with a warning (a newer fxaug may add some)."""
+    def from_pretrained(cls: type[M], directory: str | os.PathLike, device: str | torch.device = "cpu",
+                        torch_dtype: str | torch.dtype | None = None, *, revision: str | None = None,
+                        **hub_options) -> M:
+        """Load a checkpoint directory, or a Hugging Face Hub model repo by id ("owner/name",
+        "owner/name@revision" or revision=; a local folder of that name wins), downloaded into
+        the Hugging Face cache and read from it alone under HF_HUB_OFFLINE=1 (`fxaug.models.hub`;
+        hub_options: cache_dir, token, local_files_only). Called on the base class, builds
+        whatever class the checkpoint names; on a subclass, refuses a checkpoint of another
+        class. A damaged or inconsistent checkpoint raises CheckpointError naming the file and
+        the reason; config keys the class does not know are ignored with a warning (a newer
+        fxaug may add some).
+
+        torch_dtype: the floating dtype to run in. None or "float32" (the default), "float16" /
+        "fp16", "bfloat16" / "bf16", a torch.dtype, or "auto": the dtype the weights are stored
+        in on a GPU, float32 on the CPU (where float16 convolutions are slow; docs/models.md)."""
         path = Path(directory)
+        hub_reference = None
+        if not (path / CONFIG_NAME).is_file() and not path.is_dir():
+            from .hub import resolve, split_repo_id
+
+            if split_repo_id(os.fspath(directory)) is not None:
+                path, hub_reference = resolve(os.fspath(directory), revision, **hub_options)
         config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
         if not config_path.is_file() or not weights_path.is_file():
             raise FileNotFoundError(f"{path}: not an fxaug checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
@@ -128,14 +157,66 @@ class PretrainedModel(nn.Module):
         model.load_state_dict(_read_weights(weights_path, config_path, model.state_dict()), strict=True)
         model.metadata = metadata
         model.checkpoint_path = str(path.resolve())  # absolute: provenance read from elsewhere still finds it
-        return model.to(device).eval()
+        from .hub import reference_from_cache_path
+
+        # owner/name@commit for a Hub model (None otherwise): the exact weights, from any machine
+        model.hub_reference = hub_reference or reference_from_cache_path(path.resolve())
+        dtype = resolve_dtype(torch_dtype, stored=stored_dtype(weights_path), device=torch.device(device))
+        return model.to(device=device, dtype=dtype).eval()
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype the model runs in (its first floating parameter's)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+
+
+def resolve_dtype(torch_dtype: str | torch.dtype | None, stored: torch.dtype = torch.float32,
+                  device: torch.device | str = "cpu") -> torch.dtype:
+    """The floating dtype for `torch_dtype` (see `PretrainedModel.from_pretrained`): "auto" is the
+    stored dtype on a GPU and float32 on the CPU."""
+    if torch_dtype is None:
+        return torch.float32
+    if isinstance(torch_dtype, torch.dtype):
+        if not torch_dtype.is_floating_point:
+            raise ValueError(f"torch_dtype must be a floating dtype, not {torch_dtype}")
+        return torch_dtype
+    text = str(torch_dtype).lower().removeprefix("torch.")
+    if text == "auto":
+        return stored if torch.device(device).type != "cpu" else torch.float32
+    if text not in DTYPES:
+        raise ValueError(f"torch_dtype must be one of auto, float32, float16, bfloat16 (or fp32, fp16, bf16), "
+                         f"not {torch_dtype!r}")
+    return DTYPES[text]
+
+
+def stored_dtype(weights_path: Path) -> torch.dtype:
+    """The floating dtype a model.safetensors holds: what save_pretrained recorded in its header,
+    else its first floating tensor's; float32 when it has none."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get("dtype")
+            if recorded in DTYPES:
+                return DTYPES[recorded]
+            for key in f.keys():
+                t = f.get_slice(key).get_dtype()
+                if t in ("F16", "BF16", "F32", "F64"):
+                    return {"F16": torch.float16, "BF16": torch.bfloat16}.get(t, torch.float32)
+    except Exception:  # an unreadable file was already refused by _read_weights
+        pass
+    return torch.float32
 
 
 def _read_config(path: Path) -> dict[str, Any]:
