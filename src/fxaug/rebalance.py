@@ -538,14 +538,10 @@ def _model_contract(model) -> tuple[list[tuple[str | None, str]], tuple[str, ...
         return model.translations(), model.methods
     import torch
 
-    from .models import BUNDLED_DIR, CONFIG_NAME, MODEL_CLASSES, load_model
+    from .models import CONFIG_NAME, MODEL_CLASSES, load_model, model_dir
     from .models.base import _check_config_types, _read_config
 
-    path = Path(model)
-    if not (path / CONFIG_NAME).is_file():
-        path = BUNDLED_DIR / os.fspath(model)
-    if not (path / CONFIG_NAME).is_file():
-        load_model(model)  # raises its error: neither a checkpoint nor a shipped model
+    path = model_dir(model)  # a checkpoint folder, a shipped model or a Hub repo's cached snapshot; else its error
     config_path = path / CONFIG_NAME
     config = _read_config(config_path)
     model_cls = MODEL_CLASSES.get(config.get("_class_name"))
