@@ -90,3 +90,72 @@ def tiny_parts_model(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "stargan-parts"
     StarGANGenerator(width=8, n_res=1, image_size=16, method="parts", domains=("neutral", "happy", "sad")).save_pretrained(path)
     return path
+
+
+# -- rebalance beyond one process (tests/test_rebalance_shards.py, tests/test_rebalance_ray.py) --
+
+# 300 real FER2013 training faces in class folders (FERPlus majority labels), 6 of them FER
+# images that FERPlus' taggers call "not a face", filed under neutral: the detector finds no face
+# in them, so their jobs are rejected and the run needs windows beyond its plan, as real data does.
+REBALANCE_300 = {"neutral": 94, "happy": 80, "sad": 40, "surprise": 30, "anger": 25, "fear": 12, "disgust": 8,
+                 "contempt": 5}
+NOT_A_FACE_ROWS = (59, 501, 1303, 2059, 2171, 2809)
+# The settings every run of the 300 faces uses (the shipped 48 px generator, chosen by default):
+# windows of 8 jobs, identity_distance measured (its values must not depend on where a window runs).
+REBALANCE_300_ARGS = {"batch_size": 8, "device": "cpu", "identity": True, "progress": False}
+REBALANCE_300_CLI = ["--batch-size", "8", "--device", "cpu", "--identity", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def fer300_dataset(fer, tmp_path_factory) -> Path:
+    from dataset_writers import write_class_folders
+
+    from fxaug import emotions as E
+
+    root = tmp_path_factory.mktemp("fer300") / "faces"
+    rng = np.random.default_rng(3)
+    faces = []
+    for name, n in REBALANCE_300.items():
+        rows = rng.choice(np.flatnonzero((fer.usage == 0) & (fer.majority == E.index(name))), n, replace=False)
+        faces += [(int(r), fer.images[r], name) for r in rows]
+    faces += [(r, fer.images[r], "neutral") for r in NOT_A_FACE_ROWS]
+    write_class_folders(root, faces)
+    return root
+
+
+@pytest.fixture(scope="session")
+def rebalance_300_reference(fer300_dataset, tmp_path_factory) -> Path:
+    """The single-process `fxaug rebalance` of the 300 faces, made once per test run, with one
+    torch thread: results on CPU may differ in the last bit with the thread count, and the
+    shards and Ray's CPU actors compute with one thread each."""
+    import torch
+
+    from fxaug.rebalance import rebalance
+
+    out = tmp_path_factory.mktemp("rebalance300") / "single"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rebalance(fer300_dataset, out, **REBALANCE_300_ARGS)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def rebalance_output_files(root: Path) -> dict[str, bytes]:
+    """Every file of a rebalance output by relative path, with its bytes: the faces, the
+    figures, plan.json, manifest.jsonl, summary.json; originals.jsonl with each copy's time left
+    out (a copy made at another moment is the same copy)."""
+    import json
+
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(root).as_posix()
+        data = path.read_bytes()
+        if rel == "originals.jsonl":
+            lines = [json.loads(line) for line in data.decode().splitlines()]
+            data = json.dumps([{k: v for k, v in line.items() if k != "mtime_ns"} for line in lines]).encode()
+        files[rel] = data
+    return files

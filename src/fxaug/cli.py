@@ -109,9 +109,13 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", help="image files or folders of images")
     p.add_argument("--to", required=True, dest="target", help="target emotion (e.g. happy)")
-    p.add_argument("--model", help="generator: a shipped model's name or a checkpoint folder (default: a shipped one that can)")
+    p.add_argument("--model", help="generator: a shipped model's name, a checkpoint folder or a Hugging Face Hub repo id "
+                   "(owner/name[@revision]; default: a shipped one that can)")
     p.add_argument("--method", choices=METHODS, help="default: the model's own")
     p.add_argument("--strength", type=float, default=1.0, help="0 = unchanged, 1 = full (default)")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16", "auto"),
+                   help="the generator's dtype: float32 (default); bfloat16 / float16 for a GPU; auto: the stored "
+                   "dtype on a GPU, float32 on the CPU (where float16 and bfloat16 are slower)")
     p.add_argument("--out", default="transferred", help="output folder (default: ./transferred)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace files that already exist in --out (without it, transfer refuses to start when any "
@@ -142,7 +146,8 @@ def run_transfer(args: argparse.Namespace) -> int:
     walk = ReadReport(log_limit=0)  # its problems are printed below, once each, not logged too
     files = _transfer_plan(args.inputs, args.out, overwrite=args.overwrite, report=walk)
     model = args.model or select_model(target, args.method)
-    pipe = ExpressionPipeline(model, method=args.method, device=args.device, batch_size=args.batch_size)
+    pipe = ExpressionPipeline(model, method=args.method, device=args.device, batch_size=args.batch_size,
+                              torch_dtype=args.dtype)
     pipe.check_target(target)
     out = _writable_folder(args.out)
     for problem in walk.problems:  # links out of a folder given, dangling links, FIFOs, ...
@@ -316,11 +321,15 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
         "OUT/summary.json, with two figures beside it: OUT/class_histogram.png (each class before and after) "
         "and OUT/contact_sheet.png (synthesized faces beside their sources). One run at a time per --out; an "
         "interrupted run (Ctrl-C, kill -9, a full disk) continues with --resume, to the very files an "
-        "uninterrupted run writes. Files fxaug did not write are never replaced.",
+        "uninterrupted run writes. Files fxaug did not write are never replaced. Beyond one process: "
+        "--num-shards N --shard-index I makes shard I's share (each shard resumes on its own), then --merge OUT "
+        "writes what one process writes, byte for byte; --engine ray runs the windows on Ray Data actors "
+        "(docs/distributed.md).",
     )
-    p.add_argument("dataset", help="any format fxaug reads (class folders, AffectNet, fer2013.csv, FERPlus, parquet)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--model", help="generator (default: a shipped one)")
+    p.add_argument("dataset", nargs="?",
+                   help="any format fxaug reads (class folders, AffectNet, fer2013.csv, FERPlus, parquet)")
+    p.add_argument("--out", help="output folder")
+    p.add_argument("--model", help="generator: a shipped model's name, a checkpoint folder or a Hub repo id (default: a shipped one)")
     p.add_argument("--method", choices=METHODS)
     p.add_argument("--target", type=int, help="images per class to reach (default: the largest class's count)")
     p.add_argument("--sampling-strategy", type=sampling_strategy_arg, metavar="STRATEGY",
@@ -349,6 +358,18 @@ def _rebalance(sub: argparse._SubParsersAction) -> None:
                    help="record each face's identity_distance to its source (fxaug's identity net) in the manifest, "
                    "for the FiftyOne field of that name (default: on a GPU only; on CPU it about doubles the time)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
+    p.add_argument("--num-shards", type=int, metavar="N",
+                   help="split the run into N shards (with --shard-index): every shard plans the whole run and makes "
+                   "its share of the windows in OUT/.fxaug-shards/I; then --merge OUT")
+    p.add_argument("--shard-index", type=int, metavar="I", help="which shard this process makes, 0..N-1")
+    p.add_argument("--merge", metavar="OUT",
+                   help="merge the finished shards in OUT into manifest.jsonl, summary.json and the figures, exactly "
+                   "as one process writes them (no DATASET: the shards recorded their settings)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (one process, the default) or ray: the windows made by Ray Data actors, one per GPU "
+                   "(else per CPU), merged at the end; needs fxaug[ray]")
+    p.add_argument("--address", help="with --engine ray: the Ray cluster to join (e.g. auto); default: a local Ray")
+    p.add_argument("--workers", type=int, help="with --engine ray: actors (default: the cluster's GPUs, else CPUs)")
     p.set_defaults(run=run_rebalance)
 
 
@@ -381,19 +402,30 @@ def sampling_strategy_arg(text: str):
 def run_rebalance(args: argparse.Namespace) -> int:
     import errno
 
-    from .rebalance import WINDOW_PIXELS, OutputInUse, rebalance
+    from .rebalance import WINDOW_PIXELS, OutputInUse, rebalance, rebalance_merge
 
+    if args.merge:
+        if args.dataset or args.out or args.num_shards is not None or args.engine != "local":
+            raise ValueError("--merge OUT takes no DATASET, --out, --num-shards or --engine: the shards recorded "
+                             "their settings in OUT")
+        args.out = args.merge
+    elif not args.dataset or not args.out:
+        raise ValueError("give DATASET and --out OUT (or --merge OUT to merge finished shards)")
+    progress = not (args.no_progress or args.json or getattr(args, "quiet", False))
     try:
-        result = rebalance(
-            args.dataset, args.out, model=args.model, method=args.method, target=args.target,
-            sampling_strategy=args.sampling_strategy,
-            classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
-            min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
-            resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
-            window_pixels=args.window_pixels or WINDOW_PIXELS, format=args.format,
-            progress=not (args.no_progress or args.json or getattr(args, "quiet", False)),
-            identity=args.identity, **reader_kwargs(args),
-        )
+        if args.merge:
+            result = rebalance_merge(args.merge, progress=progress, device=args.device)
+        else:
+            result = rebalance(
+                args.dataset, args.out, model=args.model, method=args.method, target=args.target,
+                sampling_strategy=args.sampling_strategy,
+                classes=args.classes.split(",") if args.classes else None, max_per_source=args.max_per_source,
+                min_confidence=args.min_confidence, judge=args.judge, strength=args.strength, link=args.link,
+                resume=args.resume, dry_run=args.dry_run, seed=args.seed, device=args.device, batch_size=args.batch_size,
+                window_pixels=args.window_pixels or WINDOW_PIXELS, format=args.format,
+                progress=progress, identity=args.identity, num_shards=args.num_shards, shard_index=args.shard_index,
+                engine=args.engine, address=args.address, workers=args.workers, **reader_kwargs(args),
+            )
     except OutputInUse as err:
         print(f"fxaug: error: {err}", file=sys.stderr)
         return 2
@@ -411,6 +443,10 @@ def run_rebalance(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps(result, indent=2))
+    elif args.num_shards is not None:
+        print(f"shard {result['shard_index']} of {result['num_shards']}: {result['kept']} faces kept, "
+              f"{result['rejected']} rejected, in {result['windows']} windows ({result['scratch']}); when every "
+              f"shard has finished: fxaug rebalance --merge {args.out}")
     elif args.dry_run:
         print(f"found: {result['description']}")
         print("class      found   make   goal   from")
@@ -462,6 +498,7 @@ def _fiftyone(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--install-plugin", action="store_true",
                    help="link fxaug's App plugin (operator 'transfer expression') into FiftyOne's plugins directory")
     p.add_argument("--plugin-path", action="store_true", help="print the folder of fxaug's App plugin and exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
     p.set_defaults(run=run_fiftyone)
 
 
@@ -499,7 +536,6 @@ def run_fiftyone(args: argparse.Namespace) -> int:
 
         headless = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
         session = fo.launch_app(dataset, port=args.port, address=args.address, remote=args.no_browser or headless)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (-q also silences them)")
         print(f"App at {session.url} (Ctrl-C ends)", flush=True)
         try:
             session.wait(-1)  # -1: until interrupted, even when the browser tab closes
@@ -521,7 +557,7 @@ def _eval(sub: argparse._SubParsersAction) -> None:
         "(JSON), and beside it the Markdown table (same name, .md) and the table as bar charts (same name, "
         ".png; named in the JSON's \"figure\"). docs/evaluation.md gives the protocol.",
     )
-    p.add_argument("--model", required=True, help="generator: a shipped model's name or a checkpoint folder")
+    p.add_argument("--model", required=True, help="generator: a shipped model's name, a checkpoint folder or a Hub repo id")
     p.add_argument("--data", required=True, help="labelled faces in any format fxaug reads (class folders, "
                    "fer2013.csv, FERPlus, AffectNet, parquet)")
     p.add_argument("--pairs", required=True, help="source:target pairs, comma-separated (e.g. neutral:happy,happy:sad)")
@@ -557,6 +593,9 @@ def run_eval(args: argparse.Namespace) -> int:
     n = args.n or None
     n_reference = None if args.n_reference == 0 else (args.n_reference if args.n_reference is not None else n)
     out = Path(args.out)
+    if out.suffix.lower() in (".md", ".png"):
+        raise ValueError(f"--out {out}: the results JSON would be overwritten by the table or figure written beside "
+                         f"it ({out.with_suffix('.md').name}, {out.with_suffix('.png').name}); name it .json")
     _writable_folder(str(out.parent))  # before the long run, not after it
     result = evaluate(
         args.model, args.data, args.pairs, methods=args.methods, n=n, n_reference=n_reference,
@@ -570,6 +609,7 @@ def run_eval(args: argparse.Namespace) -> int:
     result["figure"] = figure.name  # beside the JSON, named by it
     write_image(figure, results_figure(result))
     write_text(out.with_suffix(".md"), markdown)
+    write_text(out, json.dumps(result, indent=2) + "\n")  # last: a JSON file means the run is complete
     print(markdown)
     print(f"wrote {out}, {out.with_suffix('.md')} and {figure}")
     return 0
@@ -595,9 +635,6 @@ def build_parser() -> argparse.ArgumentParser:
     for register in COMMANDS:
         register(sub)
     return parser
-    if out.suffix.lower() in (".md", ".png"):
-        raise ValueError(f"--out {out}: the results JSON would be overwritten by the table or figure written beside "
-                         f"it ({out.with_suffix('.md').name}, {out.with_suffix('.png').name}); name it .json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -609,9 +646,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-    write_text(out, json.dumps(result, indent=2) + "\n")  # last: a JSON file means the run is complete
         return int(args.run(args) or 0)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
+        print(f"fxaug: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:  # an extra not installed says which, in one line; any other is a bug
+        if "pip install" not in str(err):
+            raise
         print(f"fxaug: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a read-only or full disk, a folder in the way: one line, not a traceback

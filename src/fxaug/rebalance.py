@@ -73,6 +73,13 @@ _LIST_LIMIT = 200  # problems listed one by one in summary.json; the count is al
 HISTOGRAM = "class_histogram.png"
 CONTACT_SHEET = "contact_sheet.png"
 CONTACT_PER_CLASS = 8  # synthesized faces shown per class on the contact sheet
+# Scratch of a distributed run (shards, Ray workers): OUT/.fxaug-shards/<name>/ holds each one's
+# faces and manifest until the merge moves them into place; RUN_RECORD says how the run is split
+# and with which settings, so `--merge OUT` needs nothing else.
+SHARDS = ".fxaug-shards"
+SHARDS_REMOVED = ".fxaug-shards.removed"  # renamed there, then deleted: a kill mid-delete leaves no half scratch
+RUN_RECORD = "run.json"
+SHARD_STATE = "shard.json"
 
 
 class OutputInUse(RuntimeError):
@@ -107,6 +114,7 @@ class Plan:
     goal: dict[str, int]  # images wanted per class after rebalancing
     to_make: dict[str, int] = field(default_factory=dict)  # synthesized faces per class
     sources: dict[str, list[str]] = field(default_factory=dict)  # target -> source classes
+    pool: dict[str, int] = field(default_factory=dict)  # target -> its sources' count (set by the run)
 
     def to_dict(self) -> dict[str, Any]:
         return {"counts": self.counts, "plan": self.to_make, "goal": self.goal, "sources": self.sources}
@@ -305,9 +313,19 @@ def _record(manifest, job: Job, *, kept: bool, method: str, model: str, reason: 
         line["sha256"] = sha256
     if reason:
         line["reason"] = reason
+    _write_row(manifest, line)
+
+
+def _write_row(manifest, line: dict, sync: bool = True) -> None:
+    """One manifest line: appended to the open file (fsync'ed unless `sync` is False: the caller
+    syncs later), or to a list (a Ray worker returns its rows to the driver, which writes them)."""
+    if isinstance(manifest, list):
+        manifest.append(line)
+        return
     manifest.write(json.dumps(line) + "\n")
-    manifest.flush()
-    os.fsync(manifest.fileno())
+    if sync:
+        manifest.flush()
+        os.fsync(manifest.fileno())
 
 
 # -- names of the copied originals -----------------------------------------------------------
@@ -371,10 +389,12 @@ def original_names(entries: Iterable[Entry], class_folders: bool) -> dict[str, s
 # -- the output folder -----------------------------------------------------------------------
 
 @contextmanager
-def output_lock(out: Path):
+def output_lock(out: Path, wait: bool = False):
     """Hold OUT/.fxaug.lock for the run: an OS lock (flock), which the kernel releases when the
     process ends however it ends, so a lock file left by a killed run never blocks. The file
-    names the holder (pid, host, start, command) for the message another run prints."""
+    names the holder (pid, host, start, command) for the message another run prints. wait=True
+    waits for the holder to let go (shards take turns at the plan and the originals) instead of
+    raising OutputInUse."""
     path = out / LOCK
     try:
         import fcntl
@@ -383,7 +403,7 @@ def output_lock(out: Path):
 
         lock = FileLock(str(path) + ".portable")
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=-1 if wait else 0)
         except Timeout:
             raise OutputInUse(f"{out} is in use by another fxaug run (it holds {path}.portable); wait for it "
                               f"to end, or stop it, then run again with --resume") from None
@@ -401,6 +421,17 @@ def output_lock(out: Path):
                 os.close(fd)
                 raise
             holder = _lock_holder(fd)
+            if wait:
+                log.info("waiting for %s to end (%s; it holds %s)", out, holder, path)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(path))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)
+                continue
             os.close(fd)
             raise OutputInUse(f"{out} is in use by another fxaug run ({holder}; it holds {path}); wait for it "
                               f"to end, or stop it, then run again with --resume") from None
@@ -453,9 +484,12 @@ def _overlap(out: Path, dataset, reader) -> str | None:
 
 
 def _stale_temp_files(out: Path) -> tuple[int, int]:
-    """Remove the temporary files (atomic_write's pattern) that killed runs left in OUT."""
+    """Remove the temporary files (atomic_write's pattern) that killed runs left in OUT (not in
+    the shards' folders, which each shard cleans under its own lock while others may write)."""
     n = size = 0
     for folder, dirs, files in os.walk(out):
+        if folder == os.fspath(out):
+            dirs[:] = [d for d in dirs if d not in (SHARDS, SHARDS_REMOVED)]
         for name in files:
             if _TEMP_NAME.match(name):
                 path = os.path.join(folder, name)
@@ -613,6 +647,12 @@ def rebalance(
     format: str = "auto",
     progress: bool = True,
     identity: bool | None = None,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
+    merge: bool = False,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
     **reader_kwargs,
 ) -> dict[str, Any]:
     """Rebalance `dataset` into `out`; returns the summary (with dry_run, the plan, made from
@@ -624,10 +664,30 @@ def rebalance(
     identity: record each face's identity_distance to its source in the manifest. None (default):
     only when the generator runs on a GPU, because on CPU the identity net about doubles a
     48 px run's time (docs/runs/rebalance-identity-cost.json); True / False: always / never.
-    Not a setting of the run: a resume may choose otherwise."""
+    Not a setting of the run: a resume may choose otherwise.
+
+    Beyond one process (docs/distributed.md): num_shards=N, shard_index=I plans the whole run
+    (the first shard to arrive copies the originals; the others check them) and makes only
+    shard I's windows of jobs, in OUT/.fxaug-shards/I (each shard resumes on its own); merge=True
+    (or `rebalance_merge(out)`) then writes what one process writes, byte for byte: manifest.jsonl
+    in its order, summary.json, figures. engine="ray" sends the windows to Ray Data actors
+    (`address`: a cluster, e.g. "auto"; default: the Ray already initialised in this process,
+    else a local one; `workers`: actors, default one per GPU, else per CPU) and merges at the end.
+    Returns a shard's own account for a shard, the summary otherwise."""
     from .models import select_model
     from .pipeline import ExpressionPipeline
 
+    if (num_shards is None) != (shard_index is None):
+        raise ValueError("give num_shards and shard_index together (shard I of N)")
+    if num_shards is not None:
+        if not (isinstance(num_shards, int) and isinstance(shard_index, int) and 0 <= shard_index < num_shards):
+            raise ValueError(f"shard_index must be 0..num_shards-1 (got shard {shard_index} of {num_shards})")
+        if merge or engine != "local":
+            raise ValueError("a shard makes its own windows: merge and engine='ray' are separate runs")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', not {engine!r}")
+    if merge and engine != "local":
+        raise ValueError("engine='ray' merges by itself at its end: merge=True is for shards")
     out = Path(out)
     reader_kwargs.setdefault("color", "native")  # grey sources stay grey, and so do their fakes
     reader = open_dataset(dataset, format=format, **reader_kwargs)
@@ -661,6 +721,8 @@ def rebalance(
     why = _overlap(out, dataset, reader)
     if why:
         raise ValueError(why)
+    if merge and (out / SHARDS / RUN_RECORD).is_file():
+        _read_shards(out, [])  # a shard running or unfinished: said before the generator loads
     pipe = ExpressionPipeline(model, method=method, device=device, batch_size=batch_size)
     judge_reference = None
     if min_confidence is not None:
@@ -679,166 +741,449 @@ def rebalance(
         # how the goal was set: a resume that sets it otherwise is told so (not "the dataset changed")
         "target": target, "classes": wanted_classes, "sampling_strategy": strategy_setting(sampling_strategy),
     }
+    # What a merge or a Ray worker needs to build this very run again (run.json), when it can be written down.
+    recipe = {
+        "dataset": os.fspath(Path(dataset).resolve()) if isinstance(dataset, (str, os.PathLike)) else None,
+        "format": format, "reader_kwargs": reader_kwargs, "model": reference, "model_digest": settings["model_digest"],
+        "method": method, "target": target, "sampling_strategy": sampling_strategy, "classes": classes,
+        "max_per_source": max_per_source, "min_confidence": min_confidence, "strength": strength,
+        "judge": os.fspath(Path(judge).resolve()) if isinstance(judge, (str, os.PathLike)) and Path(judge).exists()
+        else judge if isinstance(judge, str) or judge is None else None,
+        "link": link, "seed": seed, "batch_size": batch_size, "window_pixels": window_pixels, "identity": identity,
+    }
+    run = _Run(reader, entries, by_class, out, pipe, settings, translations, target, wanted_classes, judge,
+               min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels, progress,
+               identity, sampling_strategy, recipe)
     out.mkdir(parents=True, exist_ok=True)
+    if num_shards is not None:
+        with output_lock(out, wait=True):  # shards take turns at the plan and the originals
+            run.prepare("shard", {"engine": "shards", "num_shards": num_shards})
+        return run.shard(shard_index, num_shards)
     with output_lock(out):
-        return _run(reader, entries, by_class, out, pipe, settings, translations, target, wanted_classes, judge,
-                    min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
-                    progress, identity, sampling_strategy)
+        if engine == "ray":
+            from .rebalance_ray import make_windows_on_ray
+
+            run.prepare("ray", {"engine": "ray"})
+            make_windows_on_ray(run, address=address, workers=workers, device=device)
+            return run.synthesize_and_finish(merge=True)
+        run.prepare("merge" if merge else "run")
+        return run.synthesize_and_finish(merge=merge)
 
 
-def _run(reader, entries, by_class, out: Path, pipe, settings, translations, target, wanted_classes, judge,
-         min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
-         progress, identity=True, sampling_strategy=None) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+def rebalance_merge(out: str | os.PathLike, *, progress: bool = True, device: str = "auto") -> dict[str, Any]:
+    """Merge the finished shards in `out` (`fxaug rebalance --merge OUT`) with the settings the
+    shards recorded in OUT/.fxaug-shards/run.json; returns the summary."""
+    out = Path(out)
+    path = out / SHARDS / RUN_RECORD
+    if not path.is_file():
+        done = " (it holds a finished run: summary.json)" if (out / SUMMARY).is_file() else ""
+        raise FileNotFoundError(f"{out} holds no shards to merge: no {path}{done}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        recipe = dict(record["recipe"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: damaged ({err}); merge with rebalance(..., merge=True) and the run's settings") from None
+    missing = [k for k in ("dataset", "model") if not isinstance(recipe.get(k), str) or recipe[k].startswith("<")]
+    if missing:
+        raise ValueError(f"{path}: the run's {' and '.join(missing)} was given in memory, not as a path; merge from "
+                         f"Python with rebalance(DATASET, OUT, merge=True, ...) and the shards' settings")
+    recipe.pop("model_digest", None)
+    reader_kwargs = recipe.pop("reader_kwargs", {}) or {}
+    dataset = recipe.pop("dataset")
+    return rebalance(dataset, out, merge=True, resume=True, progress=progress, device=device, **recipe, **reader_kwargs)
 
-    plan_path = out / PLAN
-    present = [p.name for p in out.iterdir() if p.name != LOCK and not _TEMP_NAME.match(p.name)]
-    if present and not resume:
+
+def windows_to_make(plan: Plan, class_windows: Callable[[str], Iterator[list[Job]]],
+                    records: dict[tuple[str, int], dict], spare: int = 0) -> Iterator[list[Job]]:
+    """The windows a run still has to generate, given the jobs already recorded (`records`,
+    (target, job) -> a line with "kept"): the single run's walk (`_Run.synthesize`) replayed on
+    the records; at a class's first window not recorded, that window and the next ones until
+    they hold as many jobs as the class still needs (what it takes if none is rejected).
+    With no records: the windows of a run without rejections, which the shards share out;
+    rejections leave a class short, and the next call (the merge, Ray's next round) names the
+    windows that follow. `spare`: that many more windows per class (made in the same round,
+    used only if rejections call for them)."""
+    for name, need in plan.to_make.items():
+        pool = plan_pool(plan, name)
+        kept = misses = 0
+        windows = class_windows(name)
+        while kept < need and misses < pool:
+            window = next(windows, None)
+            if window is None:
+                break
+            made = _replay(window, records, need - kept)
+            if made is None:  # not recorded: make it, and enough after it for the rest
+                yield window
+                left, extra = need - kept - len(window), spare
+                while left > 0 or extra > 0:
+                    window = next(windows, None)
+                    if window is None:
+                        break
+                    yield window
+                    if left <= 0:
+                        extra -= 1
+                    left -= len(window)
+                break
+            kept += made
+            misses = 0 if made else misses + len(window)
+
+
+def plan_pool(plan: Plan, name: str) -> int:
+    """How many sources feed `name` (a whole cycle of them without a kept face ends the class)."""
+    return plan.pool.get(name, 0)
+
+
+def _replay(window: list[Job], records: dict[tuple[str, int], dict], still_needed: int) -> int | None:
+    """The faces a window keeps as the run records them (up to `still_needed`), or None when a
+    job the run would record is not recorded."""
+    n_kept = 0
+    for job in window:
+        if n_kept >= still_needed:
+            break
+        record = records.get((job.target, job.job))
+        if record is None:
+            return None
+        n_kept += bool(record["kept"])
+    return n_kept
+
+
+class _Run:
+    """One rebalance of a dataset into OUT: `prepare` (OUT's checks, plan.json, the originals, the
+    plan), then `synthesize_and_finish` (the windows of jobs in order; manifest, summary, figures)
+    or, for a shard, `shard` (its share of the windows, into its scratch folder)."""
+
+    def __init__(self, reader, entries, by_class, out: Path, pipe, settings, translations, target, wanted_classes,
+                 judge, min_confidence, strength, link, resume, seed, max_per_source, batch_size, window_pixels,
+                 progress, identity, sampling_strategy, recipe):
+        self.reader, self.entries, self.by_class, self.out, self.pipe = reader, entries, by_class, out, pipe
+        self.settings, self.translations, self.target, self.wanted_classes = settings, translations, target, wanted_classes
+        self.judge, self.min_confidence, self.strength, self.link = judge, min_confidence, strength, link
+        self.resume, self.seed, self.max_per_source, self.batch_size = resume, seed, max_per_source, batch_size
+        self.window_pixels, self.progress, self.identity = window_pixels, progress, identity
+        self.sampling_strategy, self.recipe = sampling_strategy, recipe
+        self.sizes: dict[str, int] = {}
+        self.plan: Plan | None = None
+        self.removed = (0, 0)
+
+    # -- OUT, plan.json, originals, plan --------------------------------------------------------
+
+    def prepare(self, mode: str, split: dict | None = None) -> None:
+        """mode: "run" (one process), "shard", "merge" or "ray"; `split`: the run record of a
+        shard or Ray run ({"engine": ..., "num_shards": ...}), written once and checked after."""
+        out, resume = self.out, self.resume
+        plan_path = out / PLAN
+        scratch = out / SHARDS
+        if (out / SHARDS_REMOVED).exists():
+            import shutil
+
+            shutil.rmtree(out / SHARDS_REMOVED, ignore_errors=True)  # a merge killed while deleting its scratch
+        present = [p.name for p in out.iterdir() if p.name not in (LOCK, SHARDS_REMOVED) and not _TEMP_NAME.match(p.name)]
+        if mode == "merge":
+            if not (scratch / RUN_RECORD).is_file():
+                raise FileNotFoundError(f"{out} holds no shards to merge (no {scratch / RUN_RECORD})")
+        elif mode == "shard":
+            if (out / MANIFEST).exists():
+                raise FileExistsError(f"{out} holds a manifest ({out / MANIFEST}): a single-process run, or the shards' "
+                                      f"merge has begun; shards write only before the merge (finish it with "
+                                      f"`fxaug rebalance --merge {out}`), or choose a new --out")
+        else:
+            if present and not resume:
+                if plan_path.is_file():
+                    raise FileExistsError(f"{out} is not empty: it holds an fxaug run ({plan_path}); add --resume to "
+                                          f"continue it, or choose a new --out")
+                raise FileExistsError(f"{out} is not empty and holds no fxaug run (no {PLAN}); choose an empty or new --out")
+            if scratch.exists():
+                record = _read_run_record(scratch)
+                if mode == "run" or (record or {}).get("engine") != "ray":
+                    raise FileExistsError(f"{out} holds the shards of a distributed run ({scratch}): merge them with "
+                                          f"`fxaug rebalance --merge {out}` (after each shard has finished)")
+        if present and not plan_path.is_file():
+            raise FileExistsError(f"{out} is not empty and holds no fxaug run (no {PLAN}; it holds e.g. "
+                                  f"{', '.join(sorted(present)[:3])}): --resume continues only fxaug's own runs; "
+                                  f"choose an empty or new --out")
+        self.removed = _stale_temp_files(out)
+        settings = self.settings
+        saved = None
         if plan_path.is_file():
-            raise FileExistsError(f"{out} is not empty: it holds an fxaug run ({plan_path}); add --resume to "
-                                  f"continue it, or choose a new --out")
-        raise FileExistsError(f"{out} is not empty and holds no fxaug run (no {PLAN}); choose an empty or new --out")
-    if present and not plan_path.is_file():
-        raise FileExistsError(f"{out} is not empty and holds no fxaug run (no {PLAN}; it holds e.g. "
-                              f"{', '.join(sorted(present)[:3])}): --resume continues only fxaug's own runs; "
-                              f"choose an empty or new --out")
-    removed = _stale_temp_files(out)
-    saved = None
-    if plan_path.is_file():
-        try:
-            saved = json.loads(plan_path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"{plan_path}: damaged ({err}); this run's settings cannot be checked: use a new --out") from None
-        if not isinstance(saved, dict):
-            raise ValueError(f"{plan_path}: not a JSON object; this run's settings cannot be checked: use a new --out")
-        diffs = _settings_differences(saved, settings)
-        if diffs:
-            raise ValueError(f"{out} holds a run with other settings ({plan_path}): {'; '.join(diffs)}. Resume "
-                             f"with the run's own settings, or use a new --out")
-    else:
-        write_text(plan_path, json.dumps(settings, indent=2) + "\n")
+            try:
+                saved = json.loads(plan_path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f"{plan_path}: damaged ({err}); this run's settings cannot be checked: use a new --out") from None
+            if not isinstance(saved, dict):
+                raise ValueError(f"{plan_path}: not a JSON object; this run's settings cannot be checked: use a new --out")
+            diffs = _settings_differences(saved, settings)
+            if diffs:
+                raise ValueError(f"{out} holds a run with other settings ({plan_path}): {'; '.join(diffs)}. Resume "
+                                 f"with the run's own settings, or use a new --out")
+        else:
+            write_text(plan_path, json.dumps(settings, indent=2) + "\n")
+        if split is not None:
+            _check_run_record(scratch, split, self.recipe)
 
-    judge_model = None
-    if min_confidence is not None:
-        from .metrics import load_judge
+        # Originals first: each checked (decoded), copied, recorded; a resumed run checks the record.
+        names = original_names(self.entries.values(), self.reader.format == "folders")
+        self.readable, self.unreadable = _copy_originals(self.reader, self.entries, names, out, self.link, self.progress)
+        by_class = {cls: [i for i in ids if i in self.readable] for cls, ids in self.by_class.items()}
+        self.by_class = {cls: ids for cls, ids in by_class.items() if ids}
+        plan = make_plan(Counter({c: len(ids) for c, ids in self.by_class.items()}), self.translations, self.target,
+                         self.wanted_classes, self.sampling_strategy)
+        plan.pool = {name: sum(len(self.by_class.get(c, [])) for c in plan.sources[name]) for name in plan.to_make}
+        plan_dict = json.loads(json.dumps(plan.to_dict()))
+        if saved is not None and saved.get("plan") is not None:
+            if saved["plan"] != plan_dict:
+                then = saved["plan"].get("counts") if isinstance(saved["plan"], dict) else saved["plan"]
+                raise ValueError(f"{out}: the dataset changed since the run began (counts then: {then}, now: "
+                                 f"{plan_dict['counts']}); use a new --out")
+        else:
+            write_text(plan_path, json.dumps({**(saved or settings), "plan": plan_dict}, indent=2) + "\n")
+        self.plan = plan
 
-        judge_model = judge if judge is not None and not isinstance(judge, (str, os.PathLike)) else load_judge(
-            judge or "ferplus-resnet", device=pipe.device)
-
-    # Originals first: each checked (decoded), copied, recorded; a resumed run checks the record.
-    names = original_names(entries.values(), reader.format == "folders")
-    readable, unreadable = _copy_originals(reader, entries, names, out, link, progress)
-    by_class = {cls: [i for i in ids if i in readable] for cls, ids in by_class.items()}
-    by_class = {cls: ids for cls, ids in by_class.items() if ids}
-    plan = make_plan(Counter({c: len(ids) for c, ids in by_class.items()}), translations, target, wanted_classes,
-                     sampling_strategy)
-    plan_dict = json.loads(json.dumps(plan.to_dict()))
-    if saved is not None and saved.get("plan") is not None:
-        if saved["plan"] != plan_dict:
-            then = saved["plan"].get("counts") if isinstance(saved["plan"], dict) else saved["plan"]
-            raise ValueError(f"{out}: the dataset changed since the run began (counts then: {then}, now: "
-                             f"{plan_dict['counts']}); use a new --out")
-    else:
-        write_text(plan_path, json.dumps({**(saved or settings), "plan": plan_dict}, indent=2) + "\n")
-
-    manifest_path = out / MANIFEST
-    records, problems, duplicates = _read_manifest(manifest_path)
-    done: dict[tuple[str, int], dict] = {}
-    fingerprint: dict[tuple[str, int], tuple[int, int]] = {}
-    for key, record in records.items():
-        if record["kept"]:
-            file = out / record["file"]
-            state = _check_file(file, record["sha256"])
-            if state != "ok":
-                problems.append(f"{file}: recorded as kept but {state}; its job is made again")
-                continue
-            fingerprint[key] = _stat_key(file)
-        done[key] = record
-    for line in problems[:10]:
-        log.warning("%s", line)
-    if len(problems) > 10:
-        log.warning("... and %d more manifest problems (listed in %s)", len(problems) - 10, SUMMARY)
-
-    sizes: dict[str, int] = {}
-
-    def pixels_of(source_id: str) -> int:
+    def pixels_of(self, source_id: str) -> int:
         """A source's pixel count from its header (the same in every run: a window never
         depends on what was decoded before)."""
-        if source_id not in sizes:
-            entry = entries[source_id]
+        if source_id not in self.sizes:
+            entry = self.entries[source_id]
             try:
                 if entry.path:  # header only; refuses a FIFO without blocking
                     w, h = image_size(entry.path)
-                    sizes[source_id] = w * h
+                    self.sizes[source_id] = w * h
                 else:
-                    sizes[source_id] = int(np.prod(entry.load()[0].shape[:2]))
+                    self.sizes[source_id] = int(np.prod(entry.load()[0].shape[:2]))
             except Exception:  # unreadable now: it fails to load in its window, where it is recorded
-                sizes[source_id] = 0
-        return sizes[source_id]
+                self.sizes[source_id] = 0
+        return self.sizes[source_id]
 
-    total = sum(plan.to_make.values())
-    already = min(total, sum(1 for r in done.values() if r["kept"]))
-    tally = Counter()
-    bar = tqdm(total=total, initial=already, disable=not progress, desc="rebalance", unit="face")
-    kept_files: dict[tuple[str, int], Path] = {}
-    with open(manifest_path, "a") as manifest:
-        runner = _WindowRunner(entries, reader, pipe, judge_model, min_confidence, strength, out, manifest, bar, tally,
-                          settings["model"], done, kept_files, fingerprint, problems, identity=identity)
-        for name, need in plan.to_make.items():
-            jobs = candidate_jobs(name, plan.sources[name], by_class, seed, max_per_source)
-            pool = sum(len(by_class.get(c, [])) for c in plan.sources[name])
-            kept, misses = 0, 0  # misses: jobs since the last kept face; a whole cycle without one ends it
-            windows = job_windows(jobs, pixels_of, batch_size, window_pixels)
-            while kept < need and misses < pool:
-                window = next(windows, None)
-                if window is None:
-                    break
-                made = runner.run(window, need - kept)
-                kept += made
-                misses = 0 if made else misses + len(window)
-    bar.close()
+    def class_windows(self, name: str) -> Iterator[list[Job]]:
+        """The windows of jobs for class `name`, in the run's order (a function of the plan and
+        the data only)."""
+        jobs = candidate_jobs(name, self.plan.sources[name], self.by_class, self.seed, self.max_per_source)
+        return job_windows(jobs, self.pixels_of, self.batch_size, self.window_pixels)
 
-    # Count what is there: every kept face's file, unchanged since it was checked or written.
-    made = Counter()
-    for key, file in kept_files.items():
-        if fingerprint.get(key) == _stat_key(file) or _check_file(file, done[key]["sha256"]) == "ok":
-            made[key[0]] += 1
-        else:
-            problems.append(f"{file}: changed or removed during the run; not counted")
-    foreign = _foreign_files(out, {out / r["file"] for r in done.values() if r["kept"]} | set(kept_files.values()))
-    if foreign:
-        log.warning("%d files in %s were not written by fxaug and are not counted (e.g. %s)", len(foreign), out,
-                    ", ".join(foreign[:3]))
-    short = {c: n - made[c] for c, n in plan.to_make.items() if made[c] < n}
-    skipped = reader.report.by_kind("skipped")
-    summary = {
-        "format": reader.format,
-        "counts": plan.counts,
-        "plan": plan.to_make,
-        "made": {c: made[c] for c in plan.to_make},
-        "final": {c: plan.counts.get(c, 0) + made.get(c, 0) for c in plan.counts},
-        "short": short,
-        "originals_copied": len(readable),
-        "unreadable": len(unreadable),
-        "skipped_inputs": [{"source": p.source, "reason": p.reason} for p in skipped],
-        "read_report": {k: v for k, v in reader.report.to_dict().items() if k != "problems"},
-        "attempts": tally["attempts"],
-        "rejected": tally["rejected"],
-        "manifest_problems": len(problems),
-        "manifest_problem_list": problems[:_LIST_LIMIT],
-        "manifest_duplicate_lines": duplicates,
-        "foreign_files": len(foreign),
-        "foreign_file_list": foreign[:_LIST_LIMIT],
-        "stale_temp_files_removed": removed[0],
-        "model": settings["model"],
-        "model_digest": settings["model_digest"],
-        "method": pipe.method,
-    }
-    summary["figures"] = write_figures(out, summary)  # from what OUT holds: a resumed run draws the same
-    write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
-    if short:
-        log.warning("could not make enough faces for %s (sources exhausted or rejected)", short)
-    return summary
+    def _judge_model(self):
+        if self.min_confidence is None:
+            return None
+        from .metrics import load_judge
+
+        judge = self.judge
+        return judge if judge is not None and not isinstance(judge, (str, os.PathLike)) else load_judge(
+            judge or "ferplus-resnet", device=self.pipe.device)
+
+    def _load_done(self, root: Path) -> tuple[dict, dict, list[str], int]:
+        """The jobs recorded in root/manifest.jsonl whose kept faces are there, unchanged: (done,
+        their files' (size, mtime), problems, duplicate lines)."""
+        records, problems, duplicates = _read_manifest(root / MANIFEST)
+        done: dict[tuple[str, int], dict] = {}
+        fingerprint: dict[tuple[str, int], tuple[int, int]] = {}
+        for key, record in records.items():
+            if record["kept"]:
+                file = root / record["file"]
+                state = _check_file(file, record["sha256"])
+                if state != "ok":
+                    problems.append(f"{file}: recorded as kept but {state}; its job is made again")
+                    continue
+                fingerprint[key] = _stat_key(file)
+            done[key] = record
+        return done, fingerprint, problems, duplicates
+
+    # -- one process, or the merge --------------------------------------------------------------
+
+    def synthesize_and_finish(self, merge: bool = False) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        out, plan = self.out, self.plan
+        done, fingerprint, problems, duplicates = self._load_done(out)
+        pending = _read_shards(out, problems) if merge else None
+        for line in problems[:10]:
+            log.warning("%s", line)
+        if len(problems) > 10:
+            log.warning("... and %d more manifest problems (listed in %s)", len(problems) - 10, SUMMARY)
+
+        total = sum(plan.to_make.values())
+        already = min(total, sum(1 for r in done.values() if r["kept"]))
+        tally = Counter()
+        bar = tqdm(total=total, initial=already, disable=not self.progress, desc="rebalance", unit="face")
+        kept_files: dict[tuple[str, int], Path] = {}
+        with open(out / MANIFEST, "a") as manifest:
+            runner = _WindowRunner(self.entries, self.reader, self.pipe, None, self.min_confidence, self.strength, out,
+                                   manifest, bar, tally, self.settings["model"], done, kept_files, fingerprint, problems,
+                                   identity=self.identity, pending=pending, judge_loader=self._judge_model)
+            for name, need in plan.to_make.items():
+                pool = plan_pool(plan, name)
+                kept, misses = 0, 0  # misses: jobs since the last kept face; a whole cycle without one ends it
+                windows = self.class_windows(name)
+                while kept < need and misses < pool:
+                    window = next(windows, None)
+                    if window is None:
+                        break
+                    made = runner.run(window, need - kept)
+                    kept += made
+                    misses = 0 if made else misses + len(window)
+        bar.close()
+        summary = self.finish(done, kept_files, fingerprint, problems, tally, duplicates)
+        if merge:
+            _remove_scratch(out)
+        return summary
+
+    def finish(self, done, kept_files, fingerprint, problems, tally, duplicates) -> dict[str, Any]:
+        # Count what is there: every kept face's file, unchanged since it was checked or written.
+        out, plan, reader = self.out, self.plan, self.reader
+        made = Counter()
+        for key, file in kept_files.items():
+            if fingerprint.get(key) == _stat_key(file) or _check_file(file, done[key]["sha256"]) == "ok":
+                made[key[0]] += 1
+            else:
+                problems.append(f"{file}: changed or removed during the run; not counted")
+        foreign = _foreign_files(out, {out / r["file"] for r in done.values() if r["kept"]} | set(kept_files.values()))
+        if foreign:
+            log.warning("%d files in %s were not written by fxaug and are not counted (e.g. %s)", len(foreign), out,
+                        ", ".join(foreign[:3]))
+        short = {c: n - made[c] for c, n in plan.to_make.items() if made[c] < n}
+        skipped = reader.report.by_kind("skipped")
+        summary = {
+            "format": reader.format,
+            "counts": plan.counts,
+            "plan": plan.to_make,
+            "made": {c: made[c] for c in plan.to_make},
+            "final": {c: plan.counts.get(c, 0) + made.get(c, 0) for c in plan.counts},
+            "short": short,
+            "originals_copied": len(self.readable),
+            "unreadable": len(self.unreadable),
+            "skipped_inputs": [{"source": p.source, "reason": p.reason} for p in skipped],
+            # per image, not per decode: the same figures whichever process (a resume, a shard) read what
+            "read_report": {"read": len(self.readable), **{
+                kind: len({p.source for p in reader.report.problems if p.kind == kind}) for kind in reader.report.KINDS}},
+            "attempts": tally["attempts"],
+            "rejected": tally["rejected"],
+            "manifest_problems": len(problems),
+            "manifest_problem_list": problems[:_LIST_LIMIT],
+            "manifest_duplicate_lines": duplicates,
+            "foreign_files": len(foreign),
+            "foreign_file_list": foreign[:_LIST_LIMIT],
+            "stale_temp_files_removed": self.removed[0],
+            "model": self.settings["model"],
+            "model_digest": self.settings["model_digest"],
+            "method": self.pipe.method,
+        }
+        summary["figures"] = write_figures(out, summary)  # from what OUT holds: a resumed run draws the same
+        write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        if short:
+            log.warning("could not make enough faces for %s (sources exhausted or rejected)", short)
+        return summary
+
+    # -- a shard ----------------------------------------------------------------------------------
+
+    def shard(self, index: int, count: int) -> dict[str, Any]:
+        """Make shard `index` of `count`: every count-th window (from the index-th) of a run
+        without rejections, whole (all its jobs recorded: the merge takes what one process
+        would), into OUT/.fxaug-shards/<index>/ under that folder's own lock."""
+        from tqdm.auto import tqdm
+
+        scratch = self.out / SHARDS / str(index)
+        scratch.mkdir(parents=True, exist_ok=True)
+        with output_lock(scratch):
+            if (scratch / MANIFEST).exists() and not self.resume:
+                raise FileExistsError(f"shard {index} of {count} has begun in {scratch}; add --resume to continue it")
+            _stale_temp_files(scratch)
+            windows = [w for k, w in enumerate(windows_to_make(self.plan, self.class_windows, {})) if k % count == index]
+            state = {"shard_index": index, "num_shards": count, "windows": len(windows),
+                     "jobs": sum(map(len, windows)), "finished": False}
+            write_text(scratch / SHARD_STATE, json.dumps(state, indent=2) + "\n")
+            done, fingerprint, problems, _ = self._load_done(scratch)
+            for line in problems[:10]:
+                log.warning("%s", line)
+            tally = Counter()
+            bar = tqdm(total=state["jobs"], initial=sum(1 for w in windows for j in w if (j.target, j.job) in done),
+                       disable=not self.progress, desc=f"shard {index}/{count}", unit="job")
+            with open(scratch / MANIFEST, "a") as manifest:
+                runner = _WindowRunner(self.entries, self.reader, self.pipe, None, self.min_confidence, self.strength,
+                                       scratch, manifest, bar, tally, self.settings["model"], done, {}, fingerprint,
+                                       problems, identity=self.identity, judge_loader=self._judge_model, count_jobs=True)
+                for window in windows:
+                    runner.run(window, len(window))  # every job of the window recorded
+            bar.close()
+            records = [done[(j.target, j.job)] for w in windows for j in w if (j.target, j.job) in done]
+            state.update(finished=True, kept=sum(1 for r in records if r["kept"]),
+                         rejected=sum(1 for r in records if not r["kept"]), attempts_now=tally["attempts"])
+            write_text(scratch / SHARD_STATE, json.dumps(state, indent=2) + "\n")
+            return {**state, "scratch": str(scratch), "out": str(self.out)}
+
+
+def _read_run_record(scratch: Path) -> dict | None:
+    try:
+        record = json.loads((scratch / RUN_RECORD).read_text(encoding="utf-8"))
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _check_run_record(scratch: Path, split: dict, recipe: dict) -> None:
+    """Write OUT/.fxaug-shards/run.json (how the run is split, and its settings for the merge),
+    or check that this shard belongs to the split recorded there."""
+    path = scratch / RUN_RECORD
+    record = _read_run_record(scratch) if path.exists() else None
+    if path.exists() and record is None:
+        raise ValueError(f"{path}: damaged; the run's split cannot be checked: use a new --out")
+    if record is not None:
+        then = {k: record.get(k) for k in split}
+        if then != split:
+            raise ValueError(f"{scratch} holds a run split otherwise ({then}, this one: {split}): run the shards as "
+                             f"they began, or use a new --out")
+        return
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        text = json.dumps({**split, "recipe": recipe}, indent=2)
+    except TypeError:  # a setting given as a Python object: --merge OUT cannot rebuild it
+        text = json.dumps({**split, "recipe": None}, indent=2)
+    write_text(path, text + "\n")
+
+
+def _read_shards(out: Path, problems: list[str]) -> dict[tuple[str, int], tuple[dict, Path]]:
+    """Every job the shards (or Ray's workers) recorded: (target, job) -> (manifest line, its
+    scratch folder). Refuses while a shard runs or has not finished."""
+    scratch = out / SHARDS
+    record = _read_run_record(scratch)
+    if record is None:
+        raise ValueError(f"{scratch / RUN_RECORD}: missing or damaged; the shards cannot be merged")
+    names = ["ray"] if record.get("engine") == "ray" else [str(i) for i in range(int(record.get("num_shards", 0)))]
+    running, unfinished = [], []
+    pending: dict[tuple[str, int], tuple[dict, Path]] = {}
+    for name in names:
+        folder = scratch / name
+        if record.get("engine") != "ray":
+            if folder.is_dir():
+                try:
+                    with output_lock(folder):
+                        pass
+                except OutputInUse:
+                    running.append(name)
+                    continue
+            try:
+                state = json.loads((folder / SHARD_STATE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                state = {}
+            if not state.get("finished"):
+                unfinished.append(name)
+                continue
+        records, lines, _ = _read_manifest(folder / MANIFEST)
+        problems.extend(lines)
+        for key, line in records.items():
+            pending[key] = (line, folder)
+    if running or unfinished:
+        what = "; ".join(part for part in (
+            f"running: {', '.join(running)}" if running else "",
+            f"not finished: {', '.join(unfinished)} (run each again with --resume)" if unfinished else "") if part)
+        raise ValueError(f"cannot merge {out} yet: shards of {len(names)} {what}")
+    return pending
+
+
+def _remove_scratch(out: Path) -> None:
+    """Delete the shards' folders once merged: renamed first, so a kill mid-delete leaves no
+    half scratch that looks like shards (the next run deletes the rest)."""
+    import shutil
+
+    if (out / SHARDS).exists():
+        os.replace(out / SHARDS, out / SHARDS_REMOVED)
+    shutil.rmtree(out / SHARDS_REMOVED, ignore_errors=True)
 
 
 def write_figures(out: Path, summary: dict[str, Any]) -> dict[str, str]:
@@ -931,20 +1276,27 @@ class _WindowRunner:
 
     def __init__(self, entries, reader, pipe, judge, min_confidence, strength, out: Path, manifest, bar, tally: Counter,
                  model: str, done: dict, kept_files: dict, fingerprint: dict, problems: list[str],
-                 identity: bool = True):
+                 identity: bool = True, pending: dict | None = None, judge_loader: Callable | None = None,
+                 count_jobs: bool = False):
         self.entries, self.reader, self.pipe, self.judge = entries, reader, pipe, judge
         self.min_confidence, self.strength, self.out, self.manifest = min_confidence, strength, out, manifest
         self.bar, self.tally, self.model = bar, tally, model  # model: its reference, for the manifest
         # shared with the run: recorded jobs, kept faces' files and their (size, mtime), problems met
         self.done, self.kept_files, self.fingerprint, self.problems = done, kept_files, fingerprint, problems
         self.identity = identity  # measure identity_distance (the net loads on first use)
-        self._encoder, self._descriptors = None, {}  # source_id -> descriptor: a source feeds many jobs
+        self._encoder = None
+        # the merge: jobs the shards recorded, (target, job) -> (line, scratch folder), taken over in order
+        self.pending = pending
+        self.judge_loader = judge_loader  # loads the judge on the first window generated (a merge may need none)
+        self.count_jobs = count_jobs  # the bar counts jobs (a shard), not kept faces
 
     def run(self, window: list[Job], still_needed: int) -> int:
         """Replay the window's recorded jobs and make the others, in job order, until the class
         has what it needs (later jobs of the window are left unrecorded, as in an uninterrupted
         run). The whole window goes to the generator, recorded jobs too: the same batch as in an
-        uninterrupted run, so the same bytes. Returns the window's kept faces, old and new."""
+        uninterrupted run, so the same bytes. A merge takes over what a shard recorded (its face
+        moved into place, its line written here) as if it were made now. Returns the window's
+        kept faces, old and new."""
         recorded = {}
         for job in window:
             record = self.done.get((job.target, job.job))
@@ -954,16 +1306,21 @@ class _WindowRunner:
                                      f"than this plan's; made again")
                 del self.done[(job.target, job.job)]
                 record = None
+            if record is None and self.pending:
+                record = self._adoptable(job)
             if record is not None:
                 recorded[job.job] = record
         outcome, scores, distances = self._generate(window) if _unrecorded_before_done(window, recorded, still_needed) \
             else ({}, {}, {})
-        n_kept = 0
+        n_kept = adopted = 0
         for job in window:
             if n_kept >= still_needed:
                 break
             record = recorded.get(job.job)
             if record is not None:
+                if "_adopt" in record:
+                    self._adopt(job, record)
+                    adopted += 1
                 if record["kept"]:
                     n_kept += 1
                     self.kept_files[(job.target, job.job)] = self.out / job.file
@@ -987,14 +1344,64 @@ class _WindowRunner:
                 n_kept += 1
                 self.bar.update(1)
             self.bar.set_postfix(attempts=self.tally["attempts"], rejected=self.tally["rejected"], refresh=False)
+        if adopted and not isinstance(self.manifest, list):  # taken-over lines: one sync per window
+            self.manifest.flush()
+            os.fsync(self.manifest.fileno())
         return n_kept
+
+    def _adoptable(self, job: Job) -> dict | None:
+        """A shard's record of `job`, if it is this plan's job and its face is at hand (in the
+        shard's folder, or already moved into OUT by a merge that was interrupted), unchanged."""
+        key = (job.target, job.job)
+        if key not in self.pending:
+            return None
+        line, folder = self.pending[key]
+        if (line["source_id"], line["source_label"], line["seed"]) != (job.source_id, job.source_label, job.seed):
+            self.problems.append(f"{folder / MANIFEST}: job {job.target} {job.job} is recorded for another source or "
+                                 f"seed than this plan's; made again")
+            return None
+        move = None
+        if line["kept"]:
+            dest, source = self.out / line["file"], folder / line["file"]
+            if dest.is_symlink() or dest.exists():
+                if _check_file(dest, line["sha256"]) != "ok":
+                    raise ForeignFile(f"{dest}: a file fxaug did not write stands where the face of job {job.target} "
+                                      f"{job.job} goes (fxaug never replaces it); move it away, then merge again")
+            elif _check_file(source, line["sha256"]) == "ok":
+                move = source
+            else:
+                self.problems.append(f"{source}: recorded by its shard as kept but missing or changed; made again")
+                return None
+        return {"kept": line["kept"], "_adopt": (line, move)}
+
+    def _adopt(self, job: Job, record: dict) -> None:
+        line, move = record.pop("_adopt")
+        key = (job.target, job.job)
+        if move is not None:
+            dest = self.out / line["file"]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(move, dest)  # the same file system: OUT holds the scratch
+        _write_row(self.manifest, line, sync=False)
+        self.done[key] = line
+        self.tally["attempts"] += 1
+        if line["kept"]:
+            path = self.out / line["file"]
+            self.fingerprint[key] = _stat_key(path)
+            self.kept_files[key] = path
+            self.bar.update(1)
+        else:
+            self.tally["rejected"] += 1
 
     def _reject(self, job: Job, reason: str, score, common) -> None:
         self.tally["rejected"] += 1
         _record(self.manifest, job, kept=False, reason=reason, score=score, **common)
         self.done[(job.target, job.job)] = {"kept": False}
+        if self.count_jobs:
+            self.bar.update(1)
 
     def _generate(self, window: list[Job]):
+        if self.judge is None and self.judge_loader is not None:
+            self.judge, self.judge_loader = self.judge_loader(), None
         loaded = [(job, self.reader.load(self.entries[job.source_id])) for job in window]
         usable = [(job, rec) for job, rec in loaded if rec is not None]
         results = self.pipe.transfer([r.image for _, r in usable], [j.target for j, _ in usable], self.strength,
@@ -1013,18 +1420,22 @@ class _WindowRunner:
 
     def _identity(self, faces: list) -> dict[int, float]:
         """job -> descriptor distance between its source and its output (`faces`: (job, source,
-        output)), measured on the whole images as `fxaug eval` does; {} when not measured."""
+        output)), measured on the whole images as `fxaug eval` does; {} when not measured. The
+        window's sources are encoded together, then its outputs: a value depends on its window
+        alone (never on what an earlier window encoded), as a shard or a Ray worker that makes
+        the window elsewhere must reproduce it."""
         if not self.identity or not faces:
             return {}
         if self._encoder is None:
             from .metrics.identity import IdentityEncoder
 
             self._encoder = IdentityEncoder(self.pipe.device)
-        new = {job.source_id: source for job, source, _ in faces if job.source_id not in self._descriptors}
-        if new:
-            self._descriptors.update(zip(new, self._encoder(list(new.values()))))
+        sources: dict[str, np.ndarray] = {}
+        for job, source, _ in faces:
+            sources.setdefault(job.source_id, source)
+        descriptors = dict(zip(sources, self._encoder(list(sources.values()))))
         outputs = self._encoder([output for _, _, output in faces])
-        return {job.job: round(float(np.linalg.norm(self._descriptors[job.source_id] - d)), 4)
+        return {job.job: round(float(np.linalg.norm(descriptors[job.source_id] - d)), 4)
                 for (job, _, _), d in zip(faces, outputs)}
 
 
