@@ -153,6 +153,12 @@ def test_cli_transfer_takes_a_repo_id_offline(hf_home, tmp_path, fer):
     bad = transfer("fxaug-test/absent", "absent")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "fxaug-test/absent" in bad.stderr and "not in the Hugging Face cache" in bad.stderr
+    # rebalance plans with it (config.json from the cache) and names the exact commit
+    plan = subprocess.run([sys.executable, "-m", "fxaug", "rebalance", str(REPO / "examples" / "sample"), "--out",
+                           str(tmp_path / "balanced"), "--model", REPO_ID, "--dry-run", "--json"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["model"] == f"{REPO_ID}@{COMMIT}"
 
 
 def test_repo_id_form_and_cache_paths():
@@ -236,6 +242,9 @@ def test_shipped_model_card_is_the_one_ship_writes(tmp_path):
     for fact in ("fxaug train inpaint", "7,000 steps", "about 60 min", "0.518", "49.80", "![samples](samples.png)",
                  "no licence stated"):
         assert fact in committed, fact
+    from fxaug.models.hub import UPLOAD_FILES
+
+    assert "samples.png" in UPLOAD_FILES and (BUNDLED_DIR / SHIPPED / "samples.png").is_file()  # pushed with its card
     import tomllib
 
     package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["*"]

@@ -26,6 +26,8 @@ CARD_NAME = "README.md"
 # What a model repo holds for fxaug: nothing else is downloaded (a repo may carry sample images,
 # training logs or other formats beside them).
 HUB_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
+# What an upload takes: those, and the samples image a card shows (trainers/ship.py puts it there).
+UPLOAD_FILES = (*HUB_FILES, "samples.png")
 
 # A Hub repo id: "owner/name" (letters, digits, "-", "_", "."), optionally "@revision".
 _REPO_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@(?P<revision>[^\s@]+))?$")
@@ -144,9 +146,10 @@ def model_card_folder(model, folder: str | os.PathLike, *, dtype: str = "float32
 def push_folder(folder: str | os.PathLike, repo_id: str, *, commit_message: str | None = None,
                 private: bool | None = None, token: str | bool | None = None, revision: str | None = None,
                 create_pr: bool = False) -> str:
-    """Upload an fxaug model folder (config.json, model.safetensors and README.md when there is
-    one; nothing else) to `repo_id` as one commit, creating the repo if needed; checks first that
-    the folder loads. Returns the commit's URL."""
+    """Upload an fxaug model folder (config.json, model.safetensors, and README.md and the
+    samples.png it shows when there are; nothing else) to `repo_id` as one commit, creating the
+    repo if needed; checks first that the folder loads. Returns the commit's URL. The shipped
+    model goes as it stands: push_folder(BUNDLED_DIR / "inpaint-ferplus-48", "me/inpaint-ferplus-48")."""
     from .base import PretrainedModel
 
     folder = Path(folder)
@@ -160,7 +163,7 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, commit_message: str 
         api = hub.HfApi(token=token, library_name="fxaug", library_version=_version())
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         info = api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), allow_patterns=list(HUB_FILES), revision=revision,
+            repo_id=repo_id, folder_path=str(folder), allow_patterns=list(UPLOAD_FILES), revision=revision,
             create_pr=create_pr, commit_message=commit_message or f"Upload fxaug model {folder.name}",
         )
     except errors.OfflineModeIsEnabled:
