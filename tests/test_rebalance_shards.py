@@ -98,3 +98,30 @@ def test_shard_arguments_are_checked(fer300_dataset, tmp_path, capsys):
         assert main(args) == 2, args
         assert message in capsys.readouterr().err, args
     assert not (tmp_path / "o").exists()
+
+
+def test_windows_to_make_replays_the_walk_of_one_process():
+    """The windows a distributed run makes: those of a run without rejections, then, from the
+    records, the windows one process would go on to (rejections), with spares when asked."""
+    from fxaug.rebalance import Job, Plan, windows_to_make
+
+    plan = Plan(counts={"neutral": 20, "happy": 15}, goal={"neutral": 20, "happy": 20}, to_make={"happy": 5},
+                sources={"happy": ["neutral"]}, pool={"happy": 20})
+
+    def class_windows(name):  # windows of 2 consecutive jobs
+        jobs = [Job(j, name, f"neutral/{j % 20}.png", "neutral", seed=j) for j in range(40)]
+        return iter([jobs[k:k + 2] for k in range(0, 40, 2)])
+
+    def numbers(windows):
+        return [[job.job for job in window] for window in windows]
+
+    assert numbers(windows_to_make(plan, class_windows, {})) == [[0, 1], [2, 3], [4, 5]]
+    assert numbers(windows_to_make(plan, class_windows, {}, spare=1)) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    kept = {("happy", j): {"kept": True} for j in range(6)}
+    assert numbers(windows_to_make(plan, class_windows, kept)) == []  # job 5 made but not needed
+    rejected = {**kept, ("happy", 1): {"kept": False}, ("happy", 4): {"kept": False}}
+    # 0..5 keep 4 faces: one more face is needed, from the next window
+    assert numbers(windows_to_make(plan, class_windows, rejected)) == [[6, 7]]
+    # a class whose whole cycle of sources is rejected ends (one process gives up there too)
+    none_kept = {("happy", j): {"kept": False} for j in range(40)}
+    assert numbers(windows_to_make(plan, class_windows, none_kept)) == []
