@@ -1,7 +1,7 @@
 """torch_dtype on the CPU: speed and output difference of the shipped generator in float16 and
 bfloat16 against float32, on real FER faces at batch 16.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dtype_cpu.py --n 64 --out docs/runs/dtype-cpu.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dtype_cpu.py --n 64 --repeats 5 --out docs/runs/dtype-cpu.json
 
 Two timings per dtype: the generator alone (`model.generate` on the aligned crops and masks the
 pipeline made, the part torch_dtype changes) and the whole `ExpressionPipeline.transfer` (face
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     report = {"model": args.model, "n": args.n, "batch": args.batch, "target": args.target,
               "threads": torch.get_num_threads(), "torch": torch.__version__, "results": results,
               "command": "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dtype_cpu.py "
-                         f"--n {args.n} --batch {args.batch}"}
+                         f"--n {args.n} --batch {args.batch} --repeats {args.repeats}"}
     if args.out:
         from fxaug.io import write_text
 
