@@ -313,6 +313,14 @@ def test_ship_writes_a_float16_model_that_loads_by_path(faces_dir, tmp_path, cap
     original = load_model(tmp_path / "run" / "generator")
     assert (shipped(x, "happy") - original(x, "happy")).abs().max() * 127.5 < 2.0
     assert "float16" in capsys.readouterr().out
+    # the model card the Hub reads, from the run's record alone (no facts file)
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "fxaug" and card.data.license == "mit" and "fxaug" in card.data.tags
+    assert f"{shipped.metadata['steps']:,} steps" in card.text and " wall-clock (metrics.jsonl)" in card.text
+    assert f"fxaug train --config {(tmp_path / 'run').as_posix()}/options.json" in card.text
+    assert '"happy_rate": 0.5' in card.text  # the scores recorded in config.json
 
 
 @pytest.mark.parametrize("model", ["stargan", "2cet"])

@@ -106,7 +106,8 @@ def read_facts(path: str | Path | None, run_dir: str | Path | None = None) -> Ca
     if facts.cpu_time is None and run_dir is not None:
         seconds = training_time(run_dir)
         if seconds:
-            facts.cpu_time = f"{seconds / 60:.0f} min wall-clock (metrics.jsonl)"
+            took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+            facts.cpu_time = f"{took} wall-clock (metrics.jsonl)"
     return facts
 
 
