@@ -298,3 +298,28 @@ def test_float16_on_a_gpu_is_close_to_float32(fer):
     assert half.model.dtype == torch.float16
     for a, b in zip(full, half.transfer(faces, "happy")):
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 4
+
+
+def test_without_huggingface_hub_a_repo_id_says_which_extra(tmp_path):
+    """huggingface_hub is the `hub` extra: without it folders and shipped names load as before,
+    and a repo id fails in one line that names the extra."""
+    code = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "huggingface_hub":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from fxaug.models import load_model, model_reference
+from fxaug.models.hub import HubError
+load_model("inpaint-ferplus-48")
+assert model_reference("owner/name") == "owner/name"   # recorded as given; loading says why not
+try:
+    load_model("owner/name")
+except HubError as err:
+    print(err)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    assert "pip install 'fxaug[hub]'" in out.stdout and len(out.stdout.strip().splitlines()) == 1

@@ -75,8 +75,7 @@ def download(repo_id: str, revision: str | None = None, *, cache_dir: str | os.P
     HF_HUB_OFFLINE=1, or with local_files_only, only the cache is read. Every failure is one
     HubError line naming the repo and the reason."""
     hub = _hub()
-    from huggingface_hub import errors
-
+    errors = _errors()
     where = f"{repo_id}" + (f"@{revision}" if revision else "")
     try:
         folder = hub.snapshot_download(
@@ -155,8 +154,7 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, commit_message: str 
     folder = Path(folder)
     PretrainedModel.from_pretrained(folder)  # a folder that does not load is never pushed
     hub = _hub()
-    from huggingface_hub import errors
-
+    errors = _errors()
     if split_repo_id(repo_id) is None or "@" in repo_id:
         raise ValueError(f"{repo_id!r} is not a Hub repo id (owner/name)")
     try:
@@ -182,6 +180,22 @@ def push_to_hub(model, repo_id: str, *, dtype: str = "float32", metadata: dict |
         name = repo_id.split("/")[-1]
         folder = model_card_folder(model, Path(scratch) / name, dtype=dtype, metadata=metadata, card=card, name=name)
         return push_folder(folder, repo_id, **push_options)
+
+
+def _errors():
+    """huggingface_hub's exception classes: in huggingface_hub.errors since 0.23 (some moved there
+    later), in huggingface_hub.utils before; each looked up where it is."""
+    import types
+
+    import huggingface_hub.utils as utils
+
+    try:
+        from huggingface_hub import errors
+    except ImportError:
+        errors = utils
+    names = ("GatedRepoError", "RepositoryNotFoundError", "RevisionNotFoundError", "LocalEntryNotFoundError",
+             "OfflineModeIsEnabled", "HfHubHTTPError", "HFValidationError")
+    return types.SimpleNamespace(**{n: getattr(errors, n, None) or getattr(utils, n) for n in names})
 
 
 def _offline() -> bool:
