@@ -27,6 +27,11 @@ drawn from what OUT holds. Each manifest line of a face records `identity_distan
 descriptor distance between source and output (fxaug.metrics.identity), when measured: by
 default on a GPU only (on CPU it about doubles the time; identity=True measures it there too).
 Files fxaug did not write are never overwritten nor counted.
+
+Beyond one process (docs/distributed.md): shards (`num_shards`, `shard_index`) and Ray Data
+actors (`engine="ray"`, fxaug.rebalance_ray) make windows elsewhere, into OUT/.fxaug-shards/;
+the merge replays the single-process walk over what they recorded, so OUT ends with the files
+one process writes.
 """
 
 from __future__ import annotations
@@ -796,8 +801,8 @@ def rebalance_merge(out: str | os.PathLike, *, progress: bool = True, device: st
 def windows_to_make(plan: Plan, class_windows: Callable[[str], Iterator[list[Job]]],
                     records: dict[tuple[str, int], dict], spare: int = 0) -> Iterator[list[Job]]:
     """The windows a run still has to generate, given the jobs already recorded (`records`,
-    (target, job) -> a line with "kept"): the single run's walk (`_Run.synthesize`) replayed on
-    the records; at a class's first window not recorded, that window and the next ones until
+    (target, job) -> a line with "kept"): the single run's walk (`_Run.synthesize_and_finish`)
+    replayed on the records; at a class's first window not recorded, that window and the next ones until
     they hold as many jobs as the class still needs (what it takes if none is rejected).
     With no records: the windows of a run without rejections, which the shards share out;
     rejections leave a class short, and the next call (the merge, Ray's next round) names the
