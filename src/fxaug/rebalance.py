@@ -785,9 +785,14 @@ def rebalance_merge(out: str | os.PathLike, *, progress: bool = True, device: st
         raise FileNotFoundError(f"{out} holds no shards to merge: no {path}{done}")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        recipe = dict(record["recipe"])
+        recipe = record["recipe"]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: damaged ({err}); merge with rebalance(..., merge=True) and the run's settings") from None
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: the shards' settings hold Python objects (a callable sampling_strategy, a judge in "
+                         f"memory) that a file cannot: merge from Python with rebalance(DATASET, OUT, merge=True, ...) "
+                         f"and the shards' settings")
+    recipe = dict(recipe)
     missing = [k for k in ("dataset", "model") if not isinstance(recipe.get(k), str) or recipe[k].startswith("<")]
     if missing:
         raise ValueError(f"{path}: the run's {' and '.join(missing)} was given in memory, not as a path; merge from "
