@@ -77,6 +77,13 @@ def download(repo_id: str, revision: str | None = None, *, cache_dir: str | os.P
     hub = _hub()
     errors = _errors()
     where = f"{repo_id}" + (f"@{revision}" if revision else "")
+    if revision and _COMMIT.match(revision):
+        # a commit never changes: once cached (a recorded owner/name@commit, a DataLoader worker,
+        # a resumed run), it is read without asking the Hub
+        owner, name = repo_id.split("/")
+        cached = Path(cache_dir or _cache_dir()) / f"models--{owner}--{name}" / "snapshots" / revision
+        if (cached / CONFIG_NAME).is_file() and (cached / WEIGHTS_NAME).is_file():
+            return cached
     try:
         folder = hub.snapshot_download(
             repo_id, revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only,
