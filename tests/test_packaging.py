@@ -237,24 +237,44 @@ sys.exit(main(["eval", "--model", "inpaint-ferplus-48", "--data", "examples/samp
 # implements (2.4 moved to sample_parameters; fxaug refuses it in one line). Built once into a
 # folder of its own in .venv and put first on PYTHONPATH, so the suite's albumentations stays.
 ALBUMENTATIONSX = ["albumentationsx==2.3.10", "albucore==0.2.12", "numkong==7.8.6", "stringzilla==5.3.2"]
+ALBUMENTATIONSX_NEW = ["albumentationsx==2.5.1", "albucore==0.2.21", "numkong==7.8.6", "stringzilla==5.3.2"]
+
+
+def _target_folder(specs: list[str]) -> Path:
+    """`specs` pip-installed (--no-deps: the rest comes from the suite's environment) into a
+    folder of their own in .venv, once; skip when the package index cannot be reached."""
+    target = REPO / ".venv" / ("albumentationsx-" + specs[0].split("==")[1])
+    if not (target / "albumentations" / "__init__.py").is_file():
+        import shutil
+
+        scratch = target.with_name(target.name + ".partial")
+        shutil.rmtree(scratch, ignore_errors=True)
+        built = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(scratch),
+                                *specs], capture_output=True, text=True, timeout=600)
+        if built.returncode != 0:
+            pytest.skip(f"AlbumentationsX could not be installed from the package registry (offline?): "
+                        f"{(built.stderr.strip().splitlines() or ['pip failed'])[-1]}")
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+    return target
 
 
 @pytest.fixture(scope="session")
 def albumentationsx_path() -> Path:
-    target = REPO / ".venv" / ("albumentationsx-" + ALBUMENTATIONSX[0].split("==")[1])
-    if not (target / "albumentations" / "__init__.py").is_file():
-        scratch = target.with_name(target.name + ".partial")
-        built = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(scratch),
-                                *ALBUMENTATIONSX], capture_output=True, text=True, timeout=600)
-        if built.returncode != 0:
-            pytest.skip(f"AlbumentationsX could not be installed from the package registry (offline?): "
-                        f"{(built.stderr.strip().splitlines() or ['pip failed'])[-1]}")
-        if target.exists():
-            import shutil
+    return _target_folder(ALBUMENTATIONSX)
 
-            shutil.rmtree(target)
-        scratch.rename(target)
-    return target
+
+def test_albumentationsx_from_2_4_is_refused_in_one_line(tmp_path):
+    """AlbumentationsX 2.4 replaced the sampling hooks ExpressionTransfer implements: rather than
+    its TypeError from inside albumentations, one line says which versions work."""
+    folder = _target_folder(ALBUMENTATIONSX_NEW)
+    code = ("import albumentations as A, fxaug\nprint(A.__version__)\ntry:\n    fxaug.ExpressionTransfer\n"
+            "except ImportError as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(folder), "NO_ALBUMENTATIONS_UPDATE": "1"})
+    assert out.returncode == 0, out.stderr
+    version, message = out.stdout.strip().splitlines()
+    assert version == "2.5.1" and "AlbumentationsX 2.5.1" in message and "albumentationsx>=2.3,<2.4" in message
 
 
 def test_expression_transfer_under_albumentationsx(albumentationsx_path, tmp_path):
