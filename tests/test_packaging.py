@@ -103,7 +103,7 @@ def test_import_fxaug_stays_light():
 # -- dependencies (issue #20, item 5) ---------------------------------------------------------
 
 def _project() -> dict:
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml (tomllib)")
 
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
