@@ -102,7 +102,6 @@ REBALANCE_300 = {"neutral": 94, "happy": 80, "sad": 40, "surprise": 30, "anger":
 NOT_A_FACE_ROWS = (59, 501, 1303, 2059, 2171, 2809)
 # The settings every run of the 300 faces uses (the shipped 48 px generator, chosen by default):
 # windows of 8 jobs, identity_distance measured (its values must not depend on where a window runs).
-REBALANCE_300_ARGS = {"batch_size": 8, "device": "cpu", "identity": True, "progress": False}
 REBALANCE_300_CLI = ["--batch-size", "8", "--device", "cpu", "--identity", "--no-progress"]
 
 
@@ -125,20 +124,17 @@ def fer300_dataset(fer, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def rebalance_300_reference(fer300_dataset, tmp_path_factory) -> Path:
-    """The single-process `fxaug rebalance` of the 300 faces, made once per test run, with one
-    torch thread: results on CPU may differ in the last bit with the thread count, and the
-    shards and Ray's CPU actors compute with one thread each."""
-    import torch
-
-    from fxaug.rebalance import rebalance
+    """The single-process `fxaug rebalance` of the 300 faces, made once per test run, by the
+    command in a process with OMP_NUM_THREADS=1 (however the suite was started): results on CPU
+    may differ in the last bit with the thread count, and the shards and Ray's CPU actors
+    compute with one thread each, in that same environment."""
+    import subprocess
+    import sys
 
     out = tmp_path_factory.mktemp("rebalance300") / "single"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        rebalance(fer300_dataset, out, **REBALANCE_300_ARGS)
-    finally:
-        torch.set_num_threads(threads)
+    run = subprocess.run([str(Path(sys.executable).parent / "fxaug"), "rebalance", str(fer300_dataset), "--out", str(out),
+                          *REBALANCE_300_CLI], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
     return out
 
 
