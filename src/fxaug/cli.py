@@ -443,7 +443,7 @@ def run_rebalance(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps(result, indent=2))
-    elif args.num_shards is not None:
+    elif args.num_shards is not None and not args.dry_run:
         print(f"shard {result['shard_index']} of {result['num_shards']}: {result['kept']} faces kept, "
               f"{result['rejected']} rejected, in {result['windows']} windows ({result['scratch']}); when every "
               f"shard has finished: fxaug rebalance --merge {args.out}")
