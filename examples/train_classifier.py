@@ -57,10 +57,13 @@ class Faces(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         out = self.aug(image=self.images[i], emotion=int(self.labels[i]))
-        applied = dict(out["applied_transforms"]).get("ExpressionTransfer", {})
+        # target, face_found, ... under any albumentations ({} when not applied); out["applied_transforms"]
+        # differs: AlbumentationsX records constructor arguments there, without face_found
+        applied = self.aug.transforms[1].get_applied_params()
         synthesized = bool(applied.get("face_found")) and applied.get("target") is not None
         target = CLASSES.index(applied["target"]) if synthesized else -1
-        return torch.from_numpy(out["image"])[None], int(out["emotion"]), target
+        # contiguous: AlbumentationsX returns HorizontalFlip's negative-stride view, which torch refuses
+        return torch.from_numpy(np.ascontiguousarray(out["image"]))[None], int(out["emotion"]), target
 
 
 def main(argv=None) -> int:

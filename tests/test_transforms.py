@@ -1,5 +1,10 @@
-"""ExpressionTransfer inside albumentations 2.0.8 pipelines, on real faces, with a small
-(untrained) generator checkpoint: determinism, serialisation, pass-through targets, batching."""
+"""ExpressionTransfer inside albumentations pipelines, on real faces, with a small (untrained)
+generator checkpoint: determinism, serialisation, pass-through targets, batching, labels.
+
+The suite's environment has Albumentations 2.0.8; tests/test_packaging.py runs this whole module
+again under AlbumentationsX 2.3 and 2.5 (same import name, from a folder first on PYTHONPATH), so
+what differs between the libraries is said here where a test meets it: which sampling hook they
+call, and what `save_applied_params` records."""
 
 from __future__ import annotations
 
@@ -11,7 +16,27 @@ import numpy as np
 import pytest
 from faces_data import news_photos
 
-from fxaug.transforms import ExpressionTransfer
+from fxaug.transforms import RECORDS_APPLIED_CONFIG, SAMPLES_PARAMETERS, SAMPLING_TAKES_TARGETS, ExpressionTransfer
+
+
+def test_the_albumentations_asked_for_samples_through_its_own_hook():
+    """Which library this module runs under: FXAUG_TEST_ALBUMENTATIONS="VERSION:FOLDER" where
+    tests/test_packaging.py runs it under AlbumentationsX, else the environment's albumentations
+    distribution. ExpressionTransfer defines the sampling hook that library calls, and only it
+    (AlbumentationsX 2.4+ refuses a class that defines the old one)."""
+    import importlib.metadata
+    import os
+
+    asked = os.environ.get("FXAUG_TEST_ALBUMENTATIONS")
+    if asked:
+        version, folder = asked.split(":", 1)
+        assert A.__version__ == version and A.__file__.startswith(folder), (A.__version__, A.__file__)
+    else:
+        assert A.__version__ == importlib.metadata.version("albumentations")
+    major_minor = tuple(int(x) for x in A.__version__.split(".")[:2])
+    assert SAMPLES_PARAMETERS is (major_minor >= (2, 4))  # 2.0.8 and AlbumentationsX to 2.3: the old hook
+    hooks = {"sample_parameters", "get_params_dependent_on_data", "get_params"} & set(vars(ExpressionTransfer))
+    assert hooks == ({"sample_parameters"} if SAMPLES_PARAMETERS else {"get_params_dependent_on_data"})
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +48,9 @@ def _compose(tiny_parts_model, seed=137, **kw):
     return A.Compose(
         [A.HorizontalFlip(p=0.5), ExpressionTransfer(["happy", "sad"], model=str(tiny_parts_model), strength=(0.5, 1.0), p=1.0, **kw)],
         seed=seed,
-        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]),
-        keypoint_params=A.KeypointParams(format="xy"),
+        # the coordinate format positionally: `format` in Albumentations 2.0, `coord_format` in AlbumentationsX
+        bbox_params=A.BboxParams("pascal_voc", label_fields=["labels"]),
+        keypoint_params=A.KeypointParams("xy"),
     )
 
 
@@ -45,9 +71,13 @@ def test_same_seed_same_output(tiny_parts_model, photo):
 
 
 def _sampled(t, **data):
-    params = t.get_params()
-    params.update(t.get_params_dependent_on_data(params, data))
-    return params
+    """One draw through the hook this albumentations calls, from the transform's seeded stream."""
+    if not SAMPLES_PARAMETERS:
+        return t.get_params_dependent_on_data({}, data)
+    # AlbumentationsX 2.4+: a dict in 2.4, a SampledParams taking the call's targets from 2.5
+    targets = {"targets": None} if SAMPLING_TAKES_TARGETS else {}
+    drawn = t.sample_parameters(params={}, data=data, sampling=t.create_sampling_context(), **targets)
+    return dict(getattr(drawn, "params", drawn))
 
 
 def test_targets_and_strengths_are_sampled_from_albumentations_rng(tiny_parts_model):
@@ -139,15 +169,27 @@ def _labelled_compose(**kw):
     return A.Compose([ExpressionTransfer(TARGETS, p=1.0, **kw)], seed=11, save_applied_params=True, strict=True)
 
 
+def _recorded(out):
+    """The one ExpressionTransfer record of `save_applied_params`: its applied parameters in
+    Albumentations 2.0 (under the class name), the constructor's arguments with the realized
+    values in AlbumentationsX (under the full name, for Compose.from_applied_transforms)."""
+    [(name, record)] = out["applied_transforms"]
+    assert name == ("fxaug.transforms.ExpressionTransfer" if RECORDS_APPLIED_CONFIG else "ExpressionTransfer")
+    assert ("face_found" in record) is not RECORDS_APPLIED_CONFIG  # an outcome, no constructor argument
+    return record
+
+
 def test_label_follows_the_face(labelled_faces):
-    aug = _labelled_compose()
+    aug = _labelled_compose(strength=(0.5, 1.0))
     for image, emotion in labelled_faces:
         out = aug(image=image, emotion=emotion)
-        [(name, params)] = out["applied_transforms"]
-        assert name == "ExpressionTransfer" and params["face_found"] is True
+        params = aug.transforms[0].get_applied_params()
+        assert params["face_found"] is True and 0.5 <= params["strength"] <= 1.0
         assert params["source"] == emotion and params["target"] in TARGETS and params["target"] != emotion
         assert out["emotion"] == params["target"]
         assert not np.array_equal(out["image"], image)
+        record = _recorded(out)
+        assert [record[k] for k in ("target", "source", "strength")] == [params[k] for k in ("target", "source", "strength")]
 
 
 def test_int_labels_with_class_names(labelled_faces):
@@ -172,10 +214,13 @@ def test_never_to_the_class_it_has_unless_asked(labelled_faces):
     aug = A.Compose([ExpressionTransfer("happy", p=1.0)], seed=1, save_applied_params=True)
     out = aug(image=image, emotion="happiness")
     assert np.array_equal(out["image"], image) and out["emotion"] == "happiness"
-    assert out["applied_transforms"][0][1]["target"] is None and out["applied_transforms"][0][1]["face_found"] is None
+    params = aug.transforms[0].get_applied_params()
+    assert params["target"] is None and params["face_found"] is None and params["source"] == "happy"
+    # nothing realized: AlbumentationsX keeps the constructor's target, which draws nothing again
+    assert _recorded(out)["target"] == ("happy" if RECORDS_APPLIED_CONFIG else None)
     asked = A.Compose([ExpressionTransfer("happy", same_emotion=True, p=1.0)], seed=1, save_applied_params=True)
     out = asked(image=image, emotion="happiness")
-    assert out["emotion"] == "happy" and out["applied_transforms"][0][1]["target"] == "happy"
+    assert out["emotion"] == "happy" and _recorded(out)["target"] == "happy"
     assert not np.array_equal(out["image"], image)
     # source= stands in for a label the call does not pass
     alone = ExpressionTransfer(["happy", "sad"], source="happy", p=1.0)
@@ -190,7 +235,7 @@ def test_label_unchanged_without_a_face_or_when_not_applied(labelled_faces):
         warnings.simplefilter("always")
         out = aug(image=blank, emotion="sad")
     assert out["emotion"] == "sad" and np.array_equal(out["image"], blank)
-    assert out["applied_transforms"][0][1]["face_found"] is False
+    assert aug.transforms[0].get_applied_params()["face_found"] is False
     image, emotion = labelled_faces[0]
     never = A.Compose([ExpressionTransfer(TARGETS, p=0.0)], seed=1, save_applied_params=True)
     out = never(image=image, emotion=emotion)
@@ -201,14 +246,38 @@ def test_applied_params_replay_image_and_label(labelled_faces):
     image, emotion = labelled_faces[1]
     aug = _labelled_compose(strength=(0.4, 1.0))
     out = aug(image=image, emotion=emotion)
-    params = out["applied_transforms"][0][1]
+    assert out["emotion"] != emotion
+    params = aug.transforms[0].get_applied_params()
     again = ExpressionTransfer(TARGETS, p=1.0).apply_with_params(params, image=image, emotion=emotion)
     assert np.array_equal(again["image"], out["image"]) and again["emotion"] == out["emotion"]
+    # the library's own record replays too: Albumentations 2.0's parameters by apply_with_params,
+    # AlbumentationsX's constructor arguments by rebuilding the pipeline from them
+    if RECORDS_APPLIED_CONFIG:
+        rebuilt = A.Compose.from_applied_transforms(out["applied_transforms"])(image=image, emotion=emotion)
+    else:
+        rebuilt = ExpressionTransfer(TARGETS, p=1.0).apply_with_params(_recorded(out), image=image, emotion=emotion)
+    assert np.array_equal(rebuilt["image"], out["image"]) and rebuilt["emotion"] == out["emotion"]
     replay = A.ReplayCompose([A.HorizontalFlip(p=0.5), ExpressionTransfer(TARGETS, strength=(0.4, 1.0), p=1.0)])
     replay.set_random_seed(5)
     first = replay(image=image, emotion=emotion)
     replayed = A.ReplayCompose.replay(first["replay"], image=image, emotion=emotion)
     assert np.array_equal(replayed["image"], first["image"]) and replayed["emotion"] == first["emotion"] != emotion
+
+
+def test_recipe_of_the_applied_parameters_replays(labelled_faces):
+    """The python block of docs/recipes.md's AlbumentationsX section, as printed, on a real face."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "recipes.md").read_text()
+    section = text[text.index("## AlbumentationsX"):]
+    [block] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    scope = {"image": labelled_faces[0][0]}
+    exec(compile(block, "docs/recipes.md", "exec"), scope)
+    out, params, again = scope["out"], scope["params"], scope["again"]
+    assert {"target", "source", "strength", "face_found"} <= set(params) and params["face_found"] is True
+    assert params["source"] == "neutral" and out["emotion"] == params["target"] in ("happy", "sad")
+    assert np.array_equal(again["image"], out["image"]) and again["emotion"] == out["emotion"]
 
 
 def test_batch_of_images_with_a_label_each(labelled_faces):

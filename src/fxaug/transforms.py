@@ -1,4 +1,5 @@
-"""Albumentations transform: `ExpressionTransfer`, for albumentations 2.0.x (the MIT line).
+"""Albumentations transform: `ExpressionTransfer`, for Albumentations 2.0.8 (the MIT line) and
+AlbumentationsX (its AGPL-3.0 / commercial successor, same import name) 2.3 and 2.4+.
 
     import albumentations as A
     from fxaug.transforms import ExpressionTransfer
@@ -12,25 +13,37 @@ applied or found no face):
 
     aug = A.Compose([ExpressionTransfer(["happy", "sad", "surprise"], p=0.5)], seed=7, save_applied_params=True)
     out = aug(image=image, emotion="sad")        # out["emotion"]: "happy" or "surprise" when applied
-    out["applied_transforms"]                    # [("ExpressionTransfer", {"target", "source", "strength", "face_found", ...})]
+    aug.transforms[0].get_applied_params()       # {"target", "source", "strength", "face_found", ...}
 
-As albumentations' own transforms do, the class only samples parameters (the target emotion,
-drawn in `get_params_dependent_on_data` among the targets other than the sample's own, and the
-strength, from albumentations' seeded generators) and dispatches; the work is done by
-`fxaug.pipeline.ExpressionPipeline`. The applied parameters replay the output (ReplayCompose,
-`apply_with_params`). The generator loads lazily on first use, is never part of the serialised
-transform (`A.save` / `A.load` store its name or path), and is dropped when the transform is
-pickled to a DataLoader worker, which loads its own: on the CPU when device="auto", as CUDA
-cannot be initialised again in a forked worker (the GPU belongs to the main process; use
-`fxaug.ExpressionBatchTransfer` after collate to synthesize there).
+What `out["applied_transforms"]` holds is each library's own: Albumentations 2.0.8 records the
+applied parameters, `[("ExpressionTransfer", {"target", "source", "strength", "face_found", ...})]`,
+which replay through `apply_with_params` or ReplayCompose; AlbumentationsX records the
+constructor arguments with the realized target, source and strength in place of the ranges,
+`[("fxaug.transforms.ExpressionTransfer", {...})]`, which replay through
+`A.Compose.from_applied_transforms` (a batch of images records its strength only, as a target
+per image is no constructor argument). `get_applied_params()` gives target, source, strength
+and face_found under all three, and `apply_with_params(those, image=..., emotion=...)` replays.
+
+As albumentations' own transforms do, the class only samples parameters (the strength and the
+target emotion, drawn among the targets other than the sample's own, from albumentations' seeded
+generator: in `get_params_dependent_on_data` where the library calls it, Albumentations 2.0 and
+AlbumentationsX to 2.3, in `sample_parameters` on AlbumentationsX 2.4+, which refuses a class
+that defines the former) and dispatches; the work is done by the functions below
+(`transfer_faces`, `relabel`) on `fxaug.pipeline.ExpressionPipeline`. The generator loads lazily
+on first use, is never part of the serialised transform (`A.save` / `A.load` store its name or
+path), and is dropped when the transform is pickled to a DataLoader worker, which loads its own:
+on the CPU when device="auto", as CUDA cannot be initialised again in a forked worker (the GPU
+belongs to the main process; use `fxaug.ExpressionBatchTransfer` after collate to synthesize there).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
+import random
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -41,16 +54,38 @@ except ModuleNotFoundError as err:
         raise
     raise ModuleNotFoundError(
         "fxaug.ExpressionTransfer is an Albumentations transform: pip install 'fxaug[albumentations]' "
-        "(Albumentations 2.0.8, MIT), or AlbumentationsX 2.3 (pip install 'albumentationsx>=2.3,<2.4'; AGPL-3.0 or "
+        "(Albumentations 2.0.8, MIT), or AlbumentationsX (pip install 'albumentationsx>=2.3,<3'; AGPL-3.0 or "
         "commercial; same import name)", name="albumentations") from None
-if "get_params_dependent_on_data" in getattr(ImageOnlyTransform, "_removed_sampling_hooks", ()):
-    # AlbumentationsX 2.4 replaced the sampling hooks this transform implements (get_params,
-    # get_params_dependent_on_data) by sample_parameters; the class could not even be defined.
-    import albumentations as _A
 
-    raise ImportError(f"fxaug.ExpressionTransfer supports Albumentations 2.0.8 and AlbumentationsX 2.3, not "
-                      f"AlbumentationsX {_A.__version__} (its transforms sample through sample_parameters): "
-                      f"pip install 'albumentationsx>=2.3,<2.4' or 'fxaug[albumentations]'")
+# What this albumentations offers, told by its base class rather than by its version string:
+# - SAMPLES_PARAMETERS: the sampling hook it calls. Albumentations 2.0 and AlbumentationsX up to 2.3
+#   call get_params_dependent_on_data; AlbumentationsX 2.4 replaced it by sample_parameters (with
+#   call-local random streams and records) and refuses, at class definition, a transform that
+#   still defines the old hook.
+# - SAMPLING_TAKES_TARGETS: sample_parameters(params, data, sampling) in 2.4, (params, data,
+#   targets, sampling) from 2.5, which also wants its parameters as a SampledParams (else None).
+SAMPLES_PARAMETERS = not hasattr(ImageOnlyTransform, "get_params_dependent_on_data")
+SAMPLING_TAKES_TARGETS = False
+SampledParams: Any = None
+if SAMPLES_PARAMETERS:
+    if not hasattr(ImageOnlyTransform, "sample_parameters"):
+        import albumentations as _A
+
+        raise ImportError(f"fxaug.ExpressionTransfer: albumentations {_A.__version__} ({_A.__file__}) has neither "
+                          "sampling hook it implements (get_params_dependent_on_data, sample_parameters); "
+                          "pip install 'fxaug[albumentations]' or 'albumentationsx>=2.3,<3'")
+    import inspect
+
+    from albumentations.core.invocation import get_current_invocation
+
+    SAMPLING_TAKES_TARGETS = "targets" in inspect.signature(ImageOnlyTransform.sample_parameters).parameters
+    try:
+        from albumentations.core.transform_params import SampledParams
+    except ModuleNotFoundError:  # 2.4: parameters are a dict, as before
+        pass
+# AlbumentationsX (2.3+) records an "applied config" (the constructor arguments with the values a
+# call realized) for save_applied_params and Compose.from_applied_transforms.
+RECORDS_APPLIED_CONFIG = hasattr(ImageOnlyTransform, "get_applied_config")
 
 from . import emotions as E
 
@@ -77,8 +112,9 @@ class ExpressionTransfer(ImageOnlyTransform):
     An image without a face is returned unchanged, with a warning, and keeps its label; with
     several faces the largest is edited, and a warning says which. With `images=` (a batch) the
     label is one per image (a list or array), and each image draws its own target.
-    Applied parameters: target (None: nothing to do, the only target was the sample's own),
-    source (the sample's emotion, canonical, or None), strength, face_found (after the call).
+    Applied parameters (`get_applied_params()`): target (None: nothing to do, the only target
+    was the sample's own), source (the sample's emotion, canonical, or None), strength,
+    face_found (after the call).
     """
 
     def __init__(
@@ -157,8 +193,11 @@ class ExpressionTransfer(ImageOnlyTransform):
         return self._pipeline
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_pipeline"] = None  # workers load their own generator
+        # The library's own state where it has one (AlbumentationsX leaves out its locks), less
+        # the generator: workers load their own.
+        base = getattr(super(), "__getstate__", None)
+        state = dict(base()) if base is not None else self.__dict__.copy()
+        state["_pipeline"] = None
         return state
 
     # -- labels ------------------------------------------------------------------------------
@@ -179,16 +218,7 @@ class ExpressionTransfer(ImageOnlyTransform):
             raise ValueError(f"ExpressionTransfer: {self.label_key}={index} is out of range for {len(self.classes)} classes")
         return self.classes[index]
 
-    def _label_like(self, label: Any, emotion: str) -> Any:
-        """`emotion` in the form `label` came in: a name, or an index of the same type."""
-        if label is None or isinstance(label, str):
-            return emotion
-        index = self.classes.index(emotion)  # type: ignore[union-attr]
-        if hasattr(label, "new_tensor"):  # a torch tensor
-            return label.new_tensor(index)
-        return type(label)(index) if isinstance(label, (int, np.integer)) else index
-
-    def _labels_per_image(self, data: dict[str, Any]) -> tuple[list[Any], bool]:
+    def _labels_per_image(self, data: Mapping[str, Any]) -> tuple[list[Any], bool]:
         """(one label per image, whether the call is a batch of images)."""
         label = data.get(self.label_key)
         if "image" in data or "images" not in data:
@@ -203,75 +233,186 @@ class ExpressionTransfer(ImageOnlyTransform):
             raise ValueError(f"ExpressionTransfer: {n} images but {len(labels)} {self.label_key} labels")
         return labels, True
 
-    # -- albumentations protocol ------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        strength = self.strength if not isinstance(self.strength, tuple) else self.py_random.uniform(*self.strength)
-        return {"strength": float(strength)}
-
-    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        """The target, drawn per image among the targets other than the sample's own emotion."""
+    # -- sampling: the hook this albumentations calls ----------------------------------------
+    def _draw(self, rng: random.Random, data: Mapping[str, Any]) -> dict[str, Any]:
+        """strength, then per image its source (the sample's emotion) and target, from `rng`:
+        the one random sequence all three libraries replay from a seed."""
         labels, batch = self._labels_per_image(data)
-        sources, targets = [], []
-        for label in labels:
-            own = self._emotion_of(label)
-            choices = [t for t in self._target_names if self.same_emotion or t != own]
-            sources.append(own)
-            targets.append(None if not choices else choices[0] if len(choices) == 1 else self.py_random.choice(choices))
+        strength = draw_strength(rng, self.strength)
+        sources = [self._emotion_of(label) for label in labels]
+        targets = [draw_target(rng, self._target_names, own, self.same_emotion) for own in sources]
         if batch:
-            return {"target": targets, "source": sources}
-        return {"target": targets[0], "source": sources[0]}
+            return {"strength": strength, "target": targets, "source": sources}
+        return {"strength": strength, "target": targets[0], "source": sources[0]}
 
-    def apply(self, img: np.ndarray, target: str | None = "happy", strength: float = 1.0, **params: Any) -> np.ndarray:
-        out, found = self._run([img], [target], strength)
-        self.params["face_found"] = found[0]
+    @staticmethod
+    def _realized_config(drawn: Mapping[str, Any]) -> dict[str, Any]:
+        """What AlbumentationsX records in place of the constructor's arguments, so that
+        Compose.from_applied_transforms replays the call: the strength, and for one image its
+        target and source (a target per image of a batch is no constructor argument; a None
+        target, nothing to do, leaves the targets as they were, which draw nothing again)."""
+        config: dict[str, Any] = {"strength": drawn["strength"]}
+        if not isinstance(drawn["target"], list):
+            if drawn["target"] is not None:
+                config["target"] = drawn["target"]
+            if drawn["source"] is not None:
+                config["source"] = drawn["source"]
+        return config
+
+    def _sample(self, data: Mapping[str, Any], sampling: Any) -> Any:
+        """AlbumentationsX 2.4+: drawn from the call's own generator, the realized values written
+        where the library keeps them for its applied config."""
+        drawn = self._draw(sampling.py_random, data)
+        sampling.applied_overrides.update(self._realized_config(drawn))
+        return drawn if SampledParams is None else SampledParams(params=drawn)
+
+    if SAMPLING_TAKES_TARGETS:  # AlbumentationsX 2.5+
+        def sample_parameters(self, params: dict[str, Any], data: dict[str, Any], targets: Any, sampling: Any) -> Any:
+            return self._sample(data, sampling)
+    elif SAMPLES_PARAMETERS:  # AlbumentationsX 2.4
+        def sample_parameters(self, params: dict[str, Any], data: dict[str, Any], sampling: Any) -> Any:
+            return self._sample(data, sampling)
+    else:
+        def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+            """Albumentations 2.0, AlbumentationsX to 2.3 (which no longer calls get_params)."""
+            drawn = self._draw(self.py_random, data)
+            if RECORDS_APPLIED_CONFIG:
+                self.applied_config.update(self._realized_config(drawn))
+            return drawn
+
+    # -- dispatch --------------------------------------------------------------------------------
+    def apply(self, img: np.ndarray, target: str | None, strength: float, face_sink: list | None = None,
+              **params: Any) -> np.ndarray:
+        out, found = transfer_faces(self.pipeline, [img], [target], strength)
+        if face_sink is not None:
+            face_sink.append(found[0])
         return out[0]
 
-    def apply_to_images(self, images: np.ndarray, target: Any = "happy", strength: float = 1.0, **params: Any) -> np.ndarray:
+    def apply_to_images(self, images: np.ndarray, target: Any, strength: float, face_sink: list | None = None,
+                        **params: Any) -> np.ndarray:
         """A batch goes through the generator together (one strength; a target per image)."""
         targets = list(target) if isinstance(target, (list, tuple)) else [target] * len(images)
-        out, found = self._run(list(images), targets, strength)
-        self.params["face_found"] = found
+        out, found = transfer_faces(self.pipeline, list(images), targets, strength)
+        if face_sink is not None:
+            face_sink.append(found)
         return np.stack(out)
 
-    def apply_with_params(self, params: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """albumentations' dispatch, then the label: the target where a face was transferred."""
-        self.params.pop("face_found", None)  # set again by apply, for this call's images
-        res = super().apply_with_params(params, *args, **kwargs)
+    def apply_with_params(self, params: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """albumentations' dispatch, then the label: the target where a face was transferred.
+        `params`: what the library passes (a dict; AlbumentationsX 2.4+ its SampledParams), or
+        a dict from get_applied_params() to replay a call."""
+        # Whether a face was found reaches here through a list handed to apply with the
+        # parameters: call-local, never kept on the transform (AlbumentationsX runs a transform
+        # from several threads) and never in what the library records.
+        face_sink: list = []
+        res = super().apply_with_params(_with_face_sink(params, face_sink), *args, **kwargs)
+        found = face_sink[0] if face_sink else None
+        self._record_face_found(found)
         label = kwargs.get(self.label_key)
-        if label is None:
-            return res
-        found = self.params.get("face_found")
-        target = params.get("target")
-        if isinstance(target, list):
-            labels = list(label)
-            new = [self._label_like(old, t) if t is not None and f else old for old, t, f in zip(labels, target, found or [False] * len(labels))]
-            res[self.label_key] = np.asarray(new, dtype=label.dtype) if isinstance(label, np.ndarray) else type(label)(new) if isinstance(label, (list, tuple)) else new
-        elif target is not None and found:
-            res[self.label_key] = self._label_like(label, target)
+        if label is not None:
+            res[self.label_key] = relabel(label, _param_values(params).get("target"), found, self.classes)
         return res
 
-    def _run(self, images: list[np.ndarray], targets: list[str | None], strength: float) -> tuple[list[np.ndarray], list[bool | None]]:
-        """Outputs, and per image whether a face was found (None: nothing asked of it)."""
-        out: list[np.ndarray] = list(images)
-        found: list[bool | None] = [None] * len(images)
-        todo = [i for i, t in enumerate(targets) if t is not None]
-        if not todo:
-            return out, found
-        inputs = [_as_pipeline_input(images[i]) for i in todo]
-        results = self.pipeline.transfer(inputs, [targets[i] for i in todo], strength)
-        for i, pixels, result in zip(todo, inputs, results):
-            found[i] = bool(result.found)
-            if not result.found:
-                warnings.warn(f"ExpressionTransfer: no face found ({result.reason}); image returned unchanged", stacklevel=3)
-                continue
-            if result.note:
-                warnings.warn(f"ExpressionTransfer: {result.note}", stacklevel=3)
-            out[i] = _like_input(result.image, pixels, images[i])
-        return out, found
+    def _record_face_found(self, found: Any) -> None:
+        """face_found into this call's applied parameters: the transform's own dict before
+        AlbumentationsX 2.4, the invocation's record from it (a SampledParams record from 2.5;
+        an empty dict, dropped, when the Compose keeps none; none when apply_with_params is
+        called outside a call, a replay by hand, where the last call's record must stay)."""
+        if SAMPLES_PARAMETERS and get_current_invocation() is None:
+            return
+        record = self.params
+        if SampledParams is not None and isinstance(record.get("params"), dict):
+            record = record["params"]
+        record["face_found"] = found
+
+    def get_applied_params(self) -> dict[str, Any]:
+        """The last call's parameters, target, source, strength and face_found among them: on
+        AlbumentationsX 2.4+ the sampled values out of its SampledParams record."""
+        params = super().get_applied_params()
+        if SampledParams is not None and isinstance(params.get("params"), dict):
+            return dict(params["params"])
+        return params
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("target", "method", "model", "strength", "source", "device", "classes", "label_key", "same_emotion",
                 "torch_dtype")
+
+
+def _param_values(params: Any) -> Mapping[str, Any]:
+    """The sampled values, from a dict or AlbumentationsX 2.4+'s SampledParams."""
+    return params.params if SampledParams is not None and isinstance(params, SampledParams) else params
+
+
+def _with_face_sink(params: Any, face_sink: list) -> Any:
+    """`params` as the library's dispatch takes them, plus the call-local face_sink."""
+    if SampledParams is None:
+        return {**params, "face_sink": face_sink}
+    if not isinstance(params, SampledParams):
+        params = SampledParams(params=dict(params))
+    return dataclasses.replace(params, params={**params.params, "face_sink": face_sink})
+
+
+# -- the kernels: sampling and work as plain functions, the transform's methods call them -----------
+
+def draw_strength(rng: random.Random, strength: float | tuple[float, float]) -> float:
+    """The strength of one call: the fixed value, or uniform in (low, high)."""
+    return float(rng.uniform(*strength)) if isinstance(strength, tuple) else float(strength)
+
+
+def draw_target(rng: random.Random, targets: Sequence[str], own: str | None, same_emotion: bool) -> str | None:
+    """One image's target among `targets` other than its own emotion (any with `same_emotion`);
+    None when nothing is left. A single choice draws nothing from `rng`."""
+    choices = [t for t in targets if same_emotion or t != own]
+    if not choices:
+        return None
+    return choices[0] if len(choices) == 1 else rng.choice(choices)
+
+
+def transfer_faces(pipeline: Any, images: list[np.ndarray], targets: list[str | None],
+                   strength: float) -> tuple[list[np.ndarray], list[bool | None]]:
+    """Each image with its face given its target through `pipeline` (an ExpressionPipeline), in
+    the image's dtype and layout; and per image whether a face was found (None: its target is
+    None, nothing asked of it). An image without a face comes back unchanged, with a warning."""
+    out: list[np.ndarray] = list(images)
+    found: list[bool | None] = [None] * len(images)
+    todo = [i for i, t in enumerate(targets) if t is not None]
+    if not todo:
+        return out, found
+    inputs = [_as_pipeline_input(images[i]) for i in todo]
+    results = pipeline.transfer(inputs, [targets[i] for i in todo], strength)
+    for i, pixels, result in zip(todo, inputs, results):
+        found[i] = bool(result.found)
+        if not result.found:
+            warnings.warn(f"ExpressionTransfer: no face found ({result.reason}); image returned unchanged", stacklevel=3)
+            continue
+        if result.note:
+            warnings.warn(f"ExpressionTransfer: {result.note}", stacklevel=3)
+        out[i] = _like_input(result.image, pixels, images[i])
+    return out, found
+
+
+def relabel(label: Any, target: Any, found: Any, classes: Sequence[str] | None) -> Any:
+    """The label after the transfer: the target where a face was transferred, the old label
+    elsewhere, in the form it came in (a name, an int of the same type as an index into
+    `classes`; for a batch a list, tuple or array of them)."""
+    if isinstance(target, list):
+        labels = list(label)
+        new = [label_like(old, t, classes) if t is not None and f else old
+               for old, t, f in zip(labels, target, found or [False] * len(labels))]
+        if isinstance(label, np.ndarray):
+            return np.asarray(new, dtype=label.dtype)
+        return type(label)(new) if isinstance(label, (list, tuple)) else new
+    return label_like(label, target, classes) if target is not None and found else label
+
+
+def label_like(label: Any, emotion: str, classes: Sequence[str] | None) -> Any:
+    """`emotion` in the form `label` came in: a name, or an index into `classes` of the same type."""
+    if label is None or isinstance(label, str):
+        return emotion
+    index = list(classes).index(emotion)  # type: ignore[arg-type]
+    if hasattr(label, "new_tensor"):  # a torch tensor
+        return label.new_tensor(index)
+    return type(label)(index) if isinstance(label, (int, np.integer)) else index
 
 
 _WARNED_WORKER = False
