@@ -183,6 +183,27 @@ def test_one_step_trains_and_resume_is_bit_exact(faces_dir, tmp_path, guide):
     assert options["config"]["loss"]["guide"] == str(guide)
 
 
+def test_init_from_a_generator_folder_fine_tunes_it(faces_dir, tmp_path, guide):
+    """--init-from a model folder (a run's export, a shipped model, a Hub id): G and its average
+    start from its weights, D from scratch; a folder of another shape is refused naming it."""
+    parent = make_trainer(_cfg(faces_dir, tmp_path, guide, steps=2, seed=3), tmp_path / "parent")
+    parent.train(progress=False)
+    exported = load_model(tmp_path / "parent" / "generator").state_dict()
+    child = make_trainer(_cfg(faces_dir, tmp_path, guide, init_from=str(tmp_path / "parent" / "generator")),
+                         tmp_path / "child")
+    for k, v in child.nets["G"].state_dict().items():
+        assert torch.equal(v, exported[k]) and torch.equal(child.G_ema.state_dict()[k], exported[k]), k
+    fresh = make_trainer(_cfg(faces_dir, tmp_path, guide), tmp_path / "fresh")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.nets["D"].state_dict().values(),
+                                                 child.nets["D"].state_dict().values()))
+    with pytest.raises(ValueError, match="does not fit this run"):
+        make_trainer(_cfg(faces_dir, tmp_path, guide, width=16, init_from=str(tmp_path / "parent" / "generator")),
+                     tmp_path / "wide")
+    with pytest.raises(ValueError, match="holds G alone"):
+        make_trainer(_cfg(faces_dir, tmp_path, guide, init_from=str(tmp_path / "parent" / "generator"),
+                          init_nets="D"), tmp_path / "d")
+
+
 def test_the_guide_is_never_the_judge(faces_dir, tmp_path, guide):
     from fxaug.trainers.guide import GuideClassifier, check_not_judge
     from fxaug.metrics.judge import EmotionJudge

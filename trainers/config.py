@@ -133,7 +133,7 @@ OPTIONS: dict[str, Option] = {
     "cyc_e_ramp_steps": Option("schedule", ("2cet",), "steps of the emotional cycle's ramp (likewise)"),
     "schedule_reference_steps": Option("schedule", ("2cet",), "the run length the ramps are given for; shorter runs scale them"),
     # run
-    "init_from": Option("run", ALL, "start from another run's networks (its latest snapshot, or a snapshot file)"),
+    "init_from": Option("run", ALL, "start from another run's networks (its latest snapshot, or a snapshot file), or G alone from a generator (a model folder, a shipped name, a Hub repo id) to fine-tune it"),
     "init_nets": Option("run", ALL, "--init-from: only these networks, comma-separated (e.g. D)"),
     "seed": Option("run", ALL, "random seed"),
     "device": Option("run", ALL, "auto, cpu, cuda or cuda:N"),

@@ -260,8 +260,20 @@ class GANTrainer:
 
     def init_networks(self, source: str | os.PathLike, names=()) -> None:
         """Networks (and G's average) from another run's snapshot, all or those in `names` (e.g.
-        a trained D for a new kind of G); nothing else of its state."""
+        a trained D for a new kind of G); nothing else of its state. `source` may also name a
+        generator (a model folder, a shipped model, a Hub repo id): G and its average start from
+        its weights and the other networks from scratch, to fine-tune a model whose run is gone."""
         path = Path(source)
+        if not (path.is_dir() and (path / SNAPSHOTS).is_dir()) and not path.is_file():
+            from fxaug.models import model_dir
+
+            try:
+                folder = model_dir(source)
+            except FileNotFoundError:
+                folder = None
+            if folder is not None:
+                self._init_generator(folder, names)
+                return
         if path.is_dir():
             snap = latest_snapshot(path)
             if snap is None:
@@ -275,6 +287,20 @@ class GANTrainer:
         for net in self.nets.values():
             self.dist.broadcast(net)
         log.info("networks initialised from %s (step %d of that run)", path, int(state["step"]))
+
+    def _init_generator(self, folder: Path, names=()) -> None:
+        from fxaug.models import load_model
+
+        if names and tuple(names) != ("G",):
+            raise ValueError(f"{folder}: a generator folder holds G alone; --init-nets {','.join(names)} needs a run")
+        model = load_model(folder)
+        try:
+            self.nets["G"].load_state_dict(model.state_dict())
+        except RuntimeError as e:
+            raise ValueError(f"{folder}: this generator does not fit this run's model, domains and sizes ({e})") from e
+        self.G_ema.load_state_dict(model.state_dict())
+        self.dist.broadcast(self.nets["G"])
+        log.info("G and its average initialised from the generator in %s; the other networks from scratch", folder)
 
     def save_snapshot(self) -> Path:
         folder = self.run_dir / SNAPSHOTS
