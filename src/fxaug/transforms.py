@@ -383,7 +383,8 @@ def transfer_faces(pipeline: Any, images: list[np.ndarray], targets: list[str | 
     for i, pixels, result in zip(todo, inputs, results):
         found[i] = bool(result.found)
         if not result.found:
-            warnings.warn(f"ExpressionTransfer: no face found ({result.reason}); image returned unchanged", stacklevel=3)
+            # the reason starts with "no face found" and says where fxaug looked
+            warnings.warn(f"ExpressionTransfer: {result.reason or 'no face found'}; image returned unchanged", stacklevel=3)
             continue
         if result.note:
             warnings.warn(f"ExpressionTransfer: {result.note}", stacklevel=3)
