@@ -25,7 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the test suite's 300 faces and its file comparison
@@ -47,20 +46,13 @@ def main(argv=None) -> int:
     import ray
     import torch
 
-    from conftest import FER_NPZ, NOT_A_FACE_ROWS, REBALANCE_300, FerData
+    from conftest import FER_NPZ, FerData, fer300_faces
     from dataset_writers import write_class_folders
 
-    from fxaug import emotions as E
     from fxaug.rebalance import rebalance
 
     torch.set_num_threads(1)
-    fer = FerData(FER_NPZ)
-    rng = np.random.default_rng(3)
-    faces = []
-    for name, n in REBALANCE_300.items():
-        rows = rng.choice(np.flatnonzero((fer.usage == 0) & (fer.majority == E.index(name))), n, replace=False)
-        faces += [(int(r), fer.images[r], name) for r in rows]
-    faces += [(r, fer.images[r], "neutral") for r in NOT_A_FACE_ROWS]
+    faces = fer300_faces(FerData(FER_NPZ))
     settings = {"batch_size": args.batch_size, "device": "cpu", "identity": False, "progress": False}
 
     load_before = os.getloadavg()

@@ -109,17 +109,36 @@ REBALANCE_300_CLI = ["--batch-size", "8", "--device", "cpu", "--identity", "--no
 def fer300_dataset(fer, tmp_path_factory) -> Path:
     from dataset_writers import write_class_folders
 
+    root = tmp_path_factory.mktemp("fer300") / "faces"
+    write_class_folders(root, fer300_faces(fer))
+    return root
+
+
+def fer300_faces(fer: FerData) -> list[tuple[int, np.ndarray, str]]:
+    """The 300 faces (row, pixels, class) of `fer300_dataset`, seeded: also the faces of
+    benchmarks/rebalance_ray_throughput.py."""
     from fxaug import emotions as E
 
-    root = tmp_path_factory.mktemp("fer300") / "faces"
     rng = np.random.default_rng(3)
     faces = []
     for name, n in REBALANCE_300.items():
         rows = rng.choice(np.flatnonzero((fer.usage == 0) & (fer.majority == E.index(name))), n, replace=False)
         faces += [(int(r), fer.images[r], name) for r in rows]
-    faces += [(r, fer.images[r], "neutral") for r in NOT_A_FACE_ROWS]
-    write_class_folders(root, faces)
-    return root
+    return faces + [(r, fer.images[r], "neutral") for r in NOT_A_FACE_ROWS]
+
+
+def block_imports(module: str) -> str:
+    """Python source to put first in a subprocess's code: `module` (and its submodules) then
+    fail to import, as when its extra is not installed."""
+    return f"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r} or name.startswith({module + "."!r}):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+"""
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import block_imports
 from fxaug.models import BUNDLED_DIR, CONFIG_NAME, WEIGHTS_NAME, load_model, model_reference
 
 SHIPPED = "inpaint-ferplus-48"
@@ -303,13 +304,7 @@ def test_float16_on_a_gpu_is_close_to_float32(fer):
 def test_without_huggingface_hub_a_repo_id_says_which_extra(tmp_path):
     """huggingface_hub is the `hub` extra: without it folders and shipped names load as before,
     and a repo id fails in one line that names the extra."""
-    code = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "huggingface_hub":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, Block())
+    code = block_imports("huggingface_hub") + """
 from fxaug.models import load_model, model_reference
 from fxaug.models.hub import HubError
 load_model("inpaint-ferplus-48")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import block_imports
+
 REPO = Path(__file__).resolve().parents[1]
 # The face models ship inside the package with their licence notices (nothing is fetched at run time).
 BUNDLED_MODELS = (
@@ -179,15 +181,7 @@ def test_every_module_level_import_of_the_runtime_is_a_core_dependency():
     assert not missing, missing
 
 
-BLOCK_ALBUMENTATIONS = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "albumentations" or name.startswith("albumentations."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-sys.meta_path.insert(0, Block())
-"""
+BLOCK_ALBUMENTATIONS = block_imports("albumentations")
 
 
 def test_fxaug_imports_and_runs_without_albumentations(tmp_path):
@@ -213,13 +207,7 @@ assert "albumentations" not in sys.modules
 
 
 def test_fxaug_eval_without_torchmetrics_says_which_extra(tmp_path):
-    code = """
-import sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "torchmetrics":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, Block())
+    code = block_imports("torchmetrics") + """
 from fxaug.cli import main
 sys.exit(main(["eval", "--model", "inpaint-ferplus-48", "--data", "examples/sample", "--pairs", "neutral:happy",
                "--metrics", "fid", "--n", "4", "--out", sys.argv[1]]))

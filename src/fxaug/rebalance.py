@@ -426,20 +426,12 @@ def output_lock(out: Path, wait: bool = False):
                 os.close(fd)
                 raise
             holder = _lock_holder(fd)
-            if wait:
-                log.info("waiting for %s to end (%s; it holds %s)", out, holder, path)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                try:
-                    same = os.path.samestat(os.fstat(fd), os.stat(path))
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    break
+            if not wait:
                 os.close(fd)
-                continue
-            os.close(fd)
-            raise OutputInUse(f"{out} is in use by another fxaug run ({holder}; it holds {path}); wait for it "
-                              f"to end, or stop it, then run again with --resume") from None
+                raise OutputInUse(f"{out} is in use by another fxaug run ({holder}; it holds {path}); wait for "
+                                  f"it to end, or stop it, then run again with --resume") from None
+            log.info("waiting for %s to end (%s; it holds %s)", out, holder, path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         try:  # a run that just ended may have removed the file we locked: lock the one in place
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
