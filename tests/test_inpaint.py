@@ -204,6 +204,25 @@ def test_init_from_a_generator_folder_fine_tunes_it(faces_dir, tmp_path, guide):
                           init_nets="D"), tmp_path / "d")
 
 
+def test_target_regions_option_sets_what_each_target_redraws(faces_dir, tmp_path, guide):
+    """--target-regions happy=mouth+eyes: the trainer's G masks the eyes for happy too, its
+    export keeps that, and the other targets keep the defaults; a wrong spec names its error."""
+    from fxaug.models.inpaint import parse_target_regions
+
+    trainer = make_trainer(_cfg(faces_dir, tmp_path, guide, steps=1, target_regions="happy=mouth+eyes"), tmp_path / "r")
+    points = torch.as_tensor(_mean_face())[None].expand(2, 68, 2)
+    happy, default = (trainer.nets["G"].masks_for(points, t)[0, 0] for t in (["happy"] * 2, ["neutral"] * 2))
+    assert torch.equal(happy, default)  # neutral redraws mouth and eyes by default: now so does happy
+    assert trainer.nets["G"].regions_for("sad") == ("mouth", "eyes")
+    trainer.train(progress=False)
+    assert load_model(tmp_path / "r" / "generator").regions_for("happy") == ("mouth", "eyes")
+    assert make_trainer(_cfg(faces_dir, tmp_path, guide, steps=1), tmp_path / "d").nets["G"].regions_for("happy") == ("mouth",)
+    with pytest.raises(ValueError, match="unknown regions"):
+        parse_target_regions("happy=mouth+cheeks")
+    with pytest.raises(ValueError, match="EMOTION=REGION"):
+        parse_target_regions("happy")
+
+
 def test_the_guide_is_never_the_judge(faces_dir, tmp_path, guide):
     from fxaug.trainers.guide import GuideClassifier, check_not_judge
     from fxaug.metrics.judge import EmotionJudge

@@ -88,6 +88,7 @@ OPTIONS: dict[str, Option] = {
     "flow_cells": Option("generator", GANS, "--warp: the flow field's resolution per side (fewer: smoother)"),
     "code_dim": Option("generator", ("2cet",), "size of the continuous expression code"),
     "embed_dim": Option("generator", ("inpaint",), "size of the emotion label's embedding"),
+    "target_regions": Option("generator", ("inpaint",), "the regions some targets redraw instead of the model's defaults, e.g. happy=mouth+eyes;sad=mouth"),
     # discriminator
     "d_width": Option("discriminator", ALL, "D's first-layer channels"),
     "d_layers": Option("discriminator", GANS, "D's downsampling layers (default: to a 4x4 patch map at 64 px, 6x6 at 48 px)"),
@@ -226,6 +227,7 @@ class TrainConfig:
     unspecified_p: float = 0.15  # share of own-label redraws under the "unspecified" label
     mask_jitter: float = 0.15  # masks scaled by 1 +- this and shifted by up to half of it (IOD)
     embed_dim: int = 64
+    target_regions: str = ""  # "happy=mouth+eyes;...": overrides fxaug.models.inpaint.DEFAULT_TARGET_REGIONS
     part_margin: float = 0.25  # parts method: margin around each part, relative to its size
     cache_dir: str | None = None  # where preprocessed training tensors are cached
     tensorboard: bool = True

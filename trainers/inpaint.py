@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fxaug import emotions as E
-from fxaug.models.inpaint import ExpressionInpainter, ProjectionDiscriminator
+from fxaug.models.inpaint import ExpressionInpainter, ProjectionDiscriminator, parse_target_regions
 
 from .guide import load_guide
 from .config import register_trainer
@@ -39,7 +39,8 @@ class InpaintTrainer(GANTrainer):
             raise ValueError("the inpaint trainer needs landmarks with its faces (--method regions)")
         domains = tuple(self.data.domain_names)
         self.nets["G"] = ExpressionInpainter(image_size=cfg.size, channels=cfg.channels, width=cfg.width,
-                                             embed_dim=cfg.embed_dim, domains=domains)
+                                             embed_dim=cfg.embed_dim, domains=domains,
+                                             target_regions=parse_target_regions(cfg.target_regions))
         self.nets["D"] = ProjectionDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width,
                                                  n_layers=3, n_classes=len(domains))
         self.opts = {k: self.adam(v) for k, v in self.nets.items()}

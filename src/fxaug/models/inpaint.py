@@ -45,6 +45,23 @@ DEFAULT_TARGET_REGIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def parse_target_regions(spec: str | None, base=DEFAULT_TARGET_REGIONS) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`base` with some targets' regions replaced: "happy=mouth+eyes;fear=mouth" (the form a
+    training option takes). Unknown emotions or regions are refused, naming them."""
+    out = {E.canonical(e): tuple(r) for e, r in base}
+    for item in filter(None, (part.strip() for part in (spec or "").replace(",", ";").split(";"))):
+        emotion, sep, names = item.partition("=")
+        if not sep or not names.strip():
+            raise ValueError(f"target regions {item!r}: expected EMOTION=REGION[+REGION], e.g. happy=mouth+eyes")
+        chosen = tuple(n.strip() for n in names.split("+") if n.strip())
+        unknown = set(chosen) - set(regions.EXPRESSION_REGIONS)
+        if unknown:
+            raise ValueError(f"target regions {item!r}: unknown regions {sorted(unknown)}; "
+                             f"known: {', '.join(regions.EXPRESSION_REGIONS)}")
+        out[E.canonical(emotion.strip())] = chosen
+    return tuple(out.items())
+
+
 @dataclass(frozen=True)
 class InpainterConfig:
     """image_size: side of the aligned face (fxaug.methods "regions" crops); channels: 1 or 3;
