@@ -8,9 +8,12 @@ neutral 2000, happy 2000, surprise 800, sad 500, anger 300, fear 150, disgust 10
   (b) naive oversampling (every class drawn equally often) plus standard Albumentations
       augmentation (flip, affine, brightness/contrast);
   (c) `fxaug rebalance` (every class the generator reaches filled up to the largest with
-      synthesized faces, sources neutral first), then sampled and augmented exactly as (b).
+      synthesized faces, sources neutral first), then sampled and augmented exactly as (b);
+  (d) the same rebalanced set, but within a class real and synthesized faces are drawn equally
+      often (a class with 150 real faces and 1,850 synthesized ones is not 92% synthesized in
+      training): the usual way to use synthetic data alongside the real.
 
-(b) and (c) draw every class equally often; they differ only in whether a rare class's draws
+(b), (c) and (d) draw every class equally often; (b) and (c) differ only in whether a rare class's draws
 repeat its few real faces or also reach synthesized ones. (With a generator that reaches every
 class, (c)'s class-balanced draws are uniform draws over the rebalanced set.) Scored on every PublicTest face:
 per-class recall and macro-F1, mean +- std over seeds (each seed draws its own training set,
@@ -40,7 +43,8 @@ from fxaug import emotions as E
 
 LONG_TAIL = {"neutral": 2000, "happy": 2000, "surprise": 800, "sad": 500, "anger": 300, "fear": 150,
              "disgust": 100, "contempt": 100}
-CONDITIONS = ("as_is", "oversample_aug", "fxaug_rebalance_aug")
+CONDITIONS = ("as_is", "oversample_aug", "fxaug_rebalance_aug", "fxaug_mix_aug")
+SYNTHETIC = ("fxaug_rebalance_aug", "fxaug_mix_aug")
 
 
 def long_tailed(images: np.ndarray, labels: np.ndarray, counts: dict[str, int], seed: int):
@@ -83,7 +87,8 @@ def standard_augmentation(seed: int):
 
 
 def fxaug_rebalanced(images, labels, model: str, seed: int, work: Path, device: str):
-    """Write the set as class folders, run fxaug rebalance on it, read the result back."""
+    """Write the set as class folders, run fxaug rebalance on it, read the result back:
+    (images, labels, synthesized?)."""
     from PIL import Image
 
     from fxaug.rebalance import MANIFEST, rebalance
@@ -102,16 +107,21 @@ def fxaug_rebalanced(images, labels, model: str, seed: int, work: Path, device: 
         img = np.asarray(Image.open(out / row["file"]).convert("L").resize((48, 48), Image.BILINEAR))
         new_images.append(img[None])
         new_labels.append(np.array([row["target"]]))
-    return np.concatenate(new_images), np.concatenate(new_labels)
+    synthetic = np.arange(sum(len(a) for a in new_images)) >= len(images)
+    return np.concatenate(new_images), np.concatenate(new_labels), synthetic
 
 
 def train_classifier(images, labels, classes, *, balanced: bool, augment, steps: int, batch: int,
-                     width: int, seed: int) -> SmallCNN:
+                     width: int, seed: int, synthetic=None) -> SmallCNN:
+    """synthetic (balanced only): a bool per image; where given, a class that has both real and
+    synthesized faces draws each half the time."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     y = np.array([classes.index(k) for k in labels])
     if balanced:  # each class equally often, each class's faces uniformly within it
         by_class = [np.flatnonzero(y == k) for k in range(len(classes)) if (y == k).any()]
+        if synthetic is not None:  # [real, synthesized] per class, either possibly empty
+            by_class = [[i[~synthetic[i]], i[synthetic[i]]] for i in by_class]
     net = SmallCNN(len(classes), width)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
@@ -119,7 +129,10 @@ def train_classifier(images, labels, classes, *, balanced: bool, augment, steps:
     for _ in range(steps):
         if balanced:
             k = rng.integers(len(by_class), size=batch)
-            idx = np.array([rng.choice(by_class[c]) for c in k])
+            if synthetic is None:
+                idx = np.array([rng.choice(by_class[c]) for c in k])
+            else:
+                idx = np.array([rng.choice(_pick_half(by_class[c], rng)) for c in k])
         else:
             idx = rng.integers(len(y), size=batch)
         batch_images = images[idx]
@@ -132,6 +145,13 @@ def train_classifier(images, labels, classes, *, balanced: bool, augment, steps:
         opt.step()
         sched.step()
     return net.eval()
+
+
+def _pick_half(parts, rng):
+    real, synthesized = parts
+    if not len(synthesized) or not len(real):
+        return real if len(real) else synthesized
+    return synthesized if rng.random() < 0.5 else real
 
 
 @torch.no_grad()
@@ -185,8 +205,8 @@ def main(argv=None) -> int:
     unknown = set(conditions) - set(CONDITIONS)
     if unknown:
         raise SystemExit(f"unknown conditions {sorted(unknown)}; known: {', '.join(CONDITIONS)}")
-    if "fxaug_rebalance_aug" in conditions and not args.model:
-        raise SystemExit("condition fxaug_rebalance_aug needs --model (a generator that reaches the rare classes)")
+    if set(SYNTHETIC) & set(conditions) and not args.model:
+        raise SystemExit("conditions fxaug_rebalance_aug and fxaug_mix_aug need --model (a generator that reaches the rare classes)")
     runs: dict[str, list] = {c: [] for c in conditions}
     settings = {"long_tail": counts, "steps": args.steps, "batch": args.batch, "width": args.width}
     record = {"model": args.model, **settings, "test": {"split": "PublicTest", "faces": len(test_labels)}}
@@ -194,29 +214,36 @@ def main(argv=None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     for seed in (int(s) for s in args.seeds.split(",")):
         images, labels = long_tailed(train_images, train_labels, counts, seed)
+        rebalanced = None  # (c) and (d) share one rebalance per seed
         for cond in conditions:
             # One result file per run, keyed by everything it depends on: an interrupted
             # benchmark resumes, and (a), (b) need not rerun when only the generator changes.
-            key = {**settings, "condition": cond, "seed": seed, **({"model": args.model} if cond == CONDITIONS[2] else {})}
+            key = {**settings, "condition": cond, "seed": seed, **({"model": args.model} if cond in SYNTHETIC else {})}
             done = cache / f"{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.json"
             if done.is_file():
                 result = json.loads(done.read_text())
             else:
                 augment = standard_augmentation(seed) if cond != "as_is" else None
-                if cond == "fxaug_rebalance_aug":
-                    with tempfile.TemporaryDirectory() as work:
-                        started = time.perf_counter()
-                        x, y = fxaug_rebalanced(images, labels, args.model, seed, Path(work), args.device)
-                        rebalance_s = time.perf_counter() - started
+                synthetic = None
+                if cond in SYNTHETIC:
+                    if rebalanced is None:
+                        with tempfile.TemporaryDirectory() as work:
+                            started = time.perf_counter()
+                            rebalanced = fxaug_rebalanced(images, labels, args.model, seed, Path(work), args.device)
+                            rebalance_s = time.perf_counter() - started
+                    x, y, synthetic = rebalanced
+                    if cond == "fxaug_rebalance_aug":
+                        synthetic = None  # every face of a class equally often
                 else:
                     x, y = images, labels
                 started = time.perf_counter()
                 net = train_classifier(x, y, classes, balanced=cond != "as_is", augment=augment,
-                                       steps=args.steps, batch=args.batch, width=args.width, seed=seed)
+                                       steps=args.steps, batch=args.batch, width=args.width, seed=seed,
+                                       synthetic=synthetic)
                 result = scores(net, test_images, test_labels, classes)
                 result.update(key=key, train_s=round(time.perf_counter() - started, 1),
                               train_counts={k: int((y == k).sum()) for k in classes})
-                if cond == "fxaug_rebalance_aug":
+                if cond in SYNTHETIC:
                     result["rebalance_s"] = round(rebalance_s, 1)
                 done.write_text(json.dumps(result, indent=2) + "\n")
             runs[cond].append(result)
