@@ -171,12 +171,16 @@ def test_a_family_shows_only_the_flags_it_uses():
         "2cet": ["--warp", "--max-flow", "--lambda-gp", "--lambda-cls", "--part-margin", "--guide", "--noise-std", "--d-layers"],
         "inpaint": ["--method", "--warp", "--lambda-gp", "--n-res", "--code-dim", "--lambda-cyc", "--noise-std", "--part-margin",
                     "--cls-warmup"],
+        "2cet-inpaint": ["--method", "--lambda-guide", "--unspecified-p", "--lambda-cyc-n", "--lambda-ds", "--lambda-r1",
+                         "--code-ramp-steps", "--cls-warmup"],
     }
     used = {
         "stargan": ["--lambda-cls", "--lambda-rec", "--lambda-gp", "--warp", "--part-margin", "--cls-warmup", "--noise-std"],
         "cyclegan": ["--lambda-cyc", "--lambda-id", "--lambda-gp", "--warp"],
         "2cet": ["--code-dim", "--lambda-r1", "--r1-every", "--d-features", "--cls-warmup", "--schedule-reference-steps"],
         "inpaint": ["--guide", "--lambda-l1", "--lambda-perc", "--mask-jitter", "--embed-dim"],
+        "2cet-inpaint": ["--guide", "--code-dim", "--encoder-width", "--lambda-code", "--lambda-consist", "--lambda-neutral",
+                         "--lambda-div", "--view-aug", "--target-regions"],
     }
     for name in MODELS:
         flags = _flags(parsers[name])

@@ -1,4 +1,4 @@
-"""`fxaug train {stargan,cyclegan,2cet,inpaint}`: each family's parser offers the TrainConfig
+"""`fxaug train {stargan,cyclegan,2cet,inpaint,2cet-inpaint}`: each family's parser offers the TrainConfig
 options its trainer reads (config.OPTIONS), grouped by component, each with a line of help; a
 config file (--config, JSON or YAML) sets defaults that flags override. Multi-GPU (or
 multi-process CPU):
@@ -21,6 +21,7 @@ FAMILIES = {
     "cyclegan": "CycleGAN: a G each way between exactly two domains, WGAN-GP (the paper's settings)",
     "2cet": "2CET-GAN: neutral <-> emotional with a continuous expression code",
     "inpaint": "the in-context generator (the shipped family): redraws expression regions; needs --guide",
+    "2cet-inpaint": "2CET's expression encoder driving the in-context generator: reference-guided, continuous; needs --guide",
 }
 
 

@@ -18,7 +18,8 @@ from fxaug import emotions as E
 
 # Each model's trainer lives in its own module, registered under the model's name with its
 # defaults beside it (`register_trainer`); these are the modules to import to find them.
-TRAINER_MODULES = {"stargan": "gans", "cyclegan": "gans", "2cet": "twocet", "inpaint": "inpaint"}
+TRAINER_MODULES = {"stargan": "gans", "cyclegan": "gans", "2cet": "twocet", "inpaint": "inpaint",
+                   "2cet-inpaint": "twocet_inpaint"}
 MODELS = tuple(TRAINER_MODULES)
 TRAINERS: dict[str, type] = {}
 
@@ -66,6 +67,7 @@ OPTION_GROUPS = {
 }
 ALL = MODELS
 GANS = ("stargan", "cyclegan")
+REGIONS = ("inpaint", "2cet-inpaint")  # the in-context families: aligned faces, masked regions
 OPTIONS: dict[str, Option] = {
     # data
     "data": Option("data", ALL, "the dataset (required): any layout fxaug reads (see fxaug inspect), or a prepared .npz"),
@@ -86,9 +88,10 @@ OPTIONS: dict[str, Option] = {
     "warp": Option("generator", GANS, "G moves its input's pixels along a smooth flow field instead of redrawing them"),
     "max_flow": Option("generator", GANS, "--warp: the largest displacement, as a share of the image side"),
     "flow_cells": Option("generator", GANS, "--warp: the flow field's resolution per side (fewer: smoother)"),
-    "code_dim": Option("generator", ("2cet",), "size of the continuous expression code"),
-    "embed_dim": Option("generator", ("inpaint",), "size of the emotion label's embedding"),
-    "target_regions": Option("generator", ("inpaint",), "the regions some targets redraw instead of the model's defaults, e.g. happy=mouth+eyes;sad=mouth"),
+    "code_dim": Option("generator", ("2cet", "2cet-inpaint"), "size of the continuous expression code"),
+    "embed_dim": Option("generator", REGIONS, "size of the conditioning embedding (inpaint: of the emotion label; 2cet-inpaint: of the code)"),
+    "encoder_width": Option("generator", ("2cet-inpaint",), "the expression encoder E's first-layer channels"),
+    "target_regions": Option("generator", REGIONS, "the regions some targets redraw instead of the model's defaults, e.g. happy=mouth+eyes;sad=mouth"),
     # discriminator
     "d_width": Option("discriminator", ALL, "D's first-layer channels"),
     "d_layers": Option("discriminator", GANS, "D's downsampling layers (default: to a 4x4 patch map at 64 px, 6x6 at 48 px)"),
@@ -104,20 +107,24 @@ OPTIONS: dict[str, Option] = {
     "lambda_id": Option("loss", ("cyclegan",), "weight of the identity loss"),
     "lambda_paint": Option("loss", GANS, "--warp --residual: weight of the mean |painted change|"),
     "lambda_flow": Option("loss", GANS, "--warp: weight of the mean displacement"),
-    "lambda_code": Option("loss", ("2cet",), "weight of the code loss, reached over --code-ramp-steps"),
+    "lambda_code": Option("loss", ("2cet", "2cet-inpaint"), "weight of the code loss E(G(x, c)) ~ c (2cet: reached over --code-ramp-steps)"),
     "lambda_ds": Option("loss", ("2cet",), "weight of the diversity loss, decayed to 0 over --ds-decay-steps"),
     "lambda_cyc_n": Option("loss", ("2cet",), "weight of the neutral -> emotional -> neutral cycle"),
     "lambda_cyc_e": Option("loss", ("2cet",), "weight of the emotional -> neutral -> emotional cycle at the start"),
     "lambda_cyc_e_final": Option("loss", ("2cet",), "...and after --cyc-e-ramp-steps"),
     "lambda_r1": Option("loss", ("2cet",), "weight of the R1 penalty on real images"),
     "r1_every": Option("loss", ("2cet",), "lazy R1: the penalty every k-th D step, weighted by k"),
-    "guide": Option("loss", ("inpaint",), "the guide classifier (required; python -m fxaug.trainers.guide writes it)"),
-    "lambda_l1": Option("loss", ("inpaint",), "weight of the masked L1 reconstruction of a face's own regions"),
-    "lambda_perc": Option("loss", ("inpaint",), "weight of the perceptual distance in the guide's features"),
-    "lambda_adv": Option("loss", ("inpaint",), "weight of the adversarial (hinge) loss"),
+    "guide": Option("loss", REGIONS, "the guide classifier (required; python -m fxaug.trainers.guide writes it)"),
+    "lambda_l1": Option("loss", REGIONS, "weight of the masked L1 reconstruction of a face's own regions"),
+    "lambda_perc": Option("loss", REGIONS, "weight of the perceptual distance in the guide's features"),
+    "lambda_adv": Option("loss", REGIONS, "weight of the adversarial (hinge) loss"),
     "lambda_guide": Option("loss", ("inpaint",), "weight of the guide's cross-entropy on label-swapped faces"),
     "unspecified_p": Option("loss", ("inpaint",), "share of own-label redraws under the 'unspecified' label"),
-    "mask_jitter": Option("loss", ("inpaint",), "masks scaled by 1 +- this and shifted by up to half of it"),
+    "mask_jitter": Option("loss", REGIONS, "masks scaled by 1 +- this and shifted by up to half of it"),
+    "view_aug": Option("loss", ("2cet-inpaint",), "what differs between E's view of a face and G's: any of flip,shift,blur,color"),
+    "lambda_consist": Option("loss", ("2cet-inpaint",), "weight of the KL between the guide's softmaxes of a reference and of its transfer"),
+    "lambda_neutral": Option("loss", ("2cet-inpaint",), "weight of pulling neutral faces' codes to 0"),
+    "lambda_div": Option("loss", ("2cet-inpaint",), "weight of the diversity-sensitive term (two references' transfers differ; off until measured)"),
     # schedule
     "steps": Option("schedule", ALL, "D steps to train (G steps: steps / n-critic)"),
     "batch": Option("schedule", ALL, "images per batch"),
@@ -148,7 +155,7 @@ OPTIONS: dict[str, Option] = {
 
 @dataclass
 class TrainConfig:
-    model: str = "stargan"  # stargan | cyclegan | 2cet | inpaint (TRAINER_MODULES)
+    model: str = "stargan"  # stargan | cyclegan | 2cet | inpaint | 2cet-inpaint (TRAINER_MODULES)
     data: str = ""  # any fxaug.data source
     format: str = "auto"
     splits: str | None = None  # e.g. "Training" for FER2013/FERPlus, "train" for folders
@@ -228,6 +235,12 @@ class TrainConfig:
     mask_jitter: float = 0.15  # masks scaled by 1 +- this and shifted by up to half of it (IOD)
     embed_dim: int = 64
     target_regions: str = ""  # "happy=mouth+eyes;...": overrides fxaug.models.inpaint.DEFAULT_TARGET_REGIONS
+    # 2cet-inpaint (fxaug.trainers.twocet_inpaint): 2CET's encoder drives the in-context generator
+    encoder_width: int = 16
+    view_aug: str = "flip,shift,blur,color"
+    lambda_consist: float = 1.0
+    lambda_neutral: float = 1.0
+    lambda_div: float = 0.0
     part_margin: float = 0.25  # parts method: margin around each part, relative to its size
     cache_dir: str | None = None  # where preprocessed training tensors are cached
     tensorboard: bool = True
@@ -247,8 +260,11 @@ class TrainConfig:
             raise ValueError("2cet transfers whole faces: method image or face")
         if self.method not in ("image", "face", "parts", "regions"):
             raise ValueError(f"method must be image, face, parts or regions, got {self.method!r}")
-        if (self.model == "inpaint") != (self.method == "regions"):
-            raise ValueError("the inpaint model redraws expression regions: it trains (only) by --method regions")
+        if (self.model in REGIONS) != (self.method == "regions"):
+            raise ValueError(f"the {self.model if self.model in REGIONS else 'inpaint'} model redraws expression regions: "
+                             "it trains (only) by --method regions")
+        if self.model == "2cet-inpaint" and "neutral" not in self.domains:
+            raise ValueError("2cet-inpaint pulls neutral faces' codes to 0: domains must include neutral")
         if self.r1_every < 1:
             raise ValueError("r1_every >= 1 is required")
         if self.warp and self.model == "2cet":

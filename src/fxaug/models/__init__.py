@@ -37,6 +37,7 @@ from .gan import (
 )
 from .inpaint import ExpressionInpainter, InpainterConfig, ProjectionDiscriminator
 from .twocet import TwoCETConfig, TwoCETDiscriminator, TwoCETDiscriminatorConfig, TwoCETGAN
+from .twocet_inpaint import TwoCETInpainter, TwoCETInpainterConfig
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 
@@ -62,6 +63,8 @@ __all__ = [
     "TwoCETDiscriminator",
     "TwoCETDiscriminatorConfig",
     "TwoCETGAN",
+    "TwoCETInpainter",
+    "TwoCETInpainterConfig",
     "list_models",
     "model_reference",
     "select_model",
