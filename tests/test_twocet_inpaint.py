@@ -49,7 +49,10 @@ def test_outside_the_mask_is_the_input_and_strength_scales_the_code():
 
 
 def test_named_expressions_are_mean_codes_that_save_and_load(tmp_path):
+    from collections import Counter
+
     from fxaug.pipeline import ExpressionPipeline
+    from fxaug.rebalance import make_plan
     from fxaug.transforms import ExpressionTransfer
 
     g = _wild(1)
@@ -79,6 +82,8 @@ def test_named_expressions_are_mean_codes_that_save_and_load(tmp_path):
         assert torch.equal(back.generate(x, ["contempt", "happy"], torch.ones(2), landmarks=points)[0], y)
     assert ExpressionPipeline(back, device="cpu").check_target("contempt") == "contempt"
     assert ExpressionTransfer("contempt", model=back, device="cpu").pipeline.model is back
+    plan = make_plan(Counter(neutral=10, happy=6, contempt=2), back.translations())  # rebalance's plan
+    assert plan.to_make == {"neutral": 0, "happy": 4, "contempt": 8} and plan.sources["contempt"][0] == "neutral"
 
 
 def test_one_step_trains_resume_is_bit_exact_and_export_names_each_class(faces_dir, tmp_path, guide):  # noqa: F811
@@ -112,6 +117,12 @@ def test_one_step_trains_resume_is_bit_exact_and_export_names_each_class(faces_d
     torch.testing.assert_close(g.expression_codes[g.config.expressions.index("happy")], expected)
     assert set(g.metadata["mean_code_norms"]) == set(DOMAINS.split(","))
     assert (tmp_path / "straight" / "samples" / "step-0000004.png").is_file()
+    # shipping a snapshot names the classes too (its export is the trainer's), in float16
+    from fxaug.trainers.ship import ship
+
+    shipped = load_model(ship(tmp_path / "straight", "2cet-tiny", dest=tmp_path / "shipped", snapshot=2))
+    assert type(shipped) is TwoCETInpainter and shipped.domains == g.domains
+    assert shipped.expression_codes.shape == (2, 8) and shipped.expression_codes.abs().sum() > 0
     with pytest.raises(ValueError, match="neutral"):
         TrainConfig(model="2cet-inpaint", domains="happy,sad", guide="g")
     with pytest.raises(ValueError, match="unknown augmentations"):
