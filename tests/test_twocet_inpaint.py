@@ -159,3 +159,37 @@ def test_reference_faces_drive_it_through_the_pipeline():
         assert np.array_equal(a.image, b.image)
     assert all(not np.array_equal(a.image, b.image) for a, b in zip(full, zero))
     assert all(not np.array_equal(r.image, p) for r, p in zip(full, photos))
+
+
+def test_fxaug_transfer_reference_copies_a_face_s_expression(tmp_path, capsys):
+    from faces_data import news_photos
+    from PIL import Image
+
+    from fxaug.cli import main
+
+    photos = list(news_photos()[:3])
+    for i, p in enumerate(photos):
+        Image.fromarray(p).save(tmp_path / f"{i}.png")
+    (tmp_path / "in").mkdir()
+    for i in (0, 1):
+        (tmp_path / f"{i}.png").rename(tmp_path / "in" / f"{i}.png")
+    _wild(3).save_pretrained(tmp_path / "m")
+    common = [str(tmp_path / "in"), "--model", str(tmp_path / "m"), "--device", "cpu", "--no-progress"]
+    assert main(["transfer", *common, "--reference", str(tmp_path / "2.png"), "--out", str(tmp_path / "ref")]) == 0
+    assert main(["transfer", *common, "--reference", str(tmp_path / "2.png"), "--strength", "0", "--out", str(tmp_path / "zero")]) == 0
+    assert main(["transfer", *common, "--to", "neutral", "--out", str(tmp_path / "neutral")]) == 0
+    for i in (0, 1):
+        ref, zero, neutral = (np.array(Image.open(tmp_path / d / f"{i}.png")) for d in ("ref", "zero", "neutral"))
+        assert np.array_equal(zero, neutral) and not np.array_equal(ref, zero)
+    capsys.readouterr()
+    assert main(["transfer", *common, "--out", str(tmp_path / "none")]) == 2
+    assert "--to EMOTION or --reference IMG" in capsys.readouterr().err
+    assert main(["transfer", str(tmp_path / "in"), "--reference", str(tmp_path / "2.png"), "--out", str(tmp_path / "x")]) == 2
+    assert "--reference needs --model" in capsys.readouterr().err
+    from fxaug.models import ExpressionInpainter
+
+    ExpressionInpainter(image_size=48, width=8, embed_dim=8).save_pretrained(tmp_path / "labels")
+    assert main(["transfer", str(tmp_path / "in"), "--model", str(tmp_path / "labels"), "--reference", str(tmp_path / "2.png"),
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "needs a model with an expression encoder" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in ("none", "x", "y"))

@@ -108,7 +108,10 @@ def _transfer(sub: argparse._SubParsersAction) -> None:
         "when two inputs would share an output.",
     )
     p.add_argument("inputs", nargs="+", help="image files or folders of images")
-    p.add_argument("--to", required=True, dest="target", help="target emotion (e.g. happy)")
+    p.add_argument("--to", dest="target", help="target emotion (e.g. happy); or --reference")
+    p.add_argument("--reference", action="append", metavar="IMG",
+                   help="instead of --to, copy the expression of the face in IMG (repeatable: their mean code); "
+                   "needs --model with an expression encoder (2cet, 2cet-inpaint)")
     p.add_argument("--model", help="generator: a shipped model's name, a checkpoint folder or a Hugging Face Hub repo id "
                    "(owner/name[@revision]; default: a shipped one that can)")
     p.add_argument("--method", choices=METHODS, help="default: the model's own")
@@ -142,13 +145,26 @@ def run_transfer(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.batch_pixels < 1:
         raise ValueError(f"--batch-size and --batch-pixels must be at least 1 (got {args.batch_size}, {args.batch_pixels})")
-    target = E.canonical(args.target)
+    if (args.target is None) == (not args.reference):
+        raise ValueError("give --to EMOTION or --reference IMG, one of them")
+    if args.reference and not args.model:
+        raise ValueError("--reference needs --model: a generator with an expression encoder (2cet, 2cet-inpaint)")
+    target = E.canonical(args.target) if args.target is not None else None
+    references = None
+    for path in args.reference or []:
+        try:
+            references = (references or []) + [decode_image(path, color="native")[0]]
+        except BadInput as err:
+            raise ValueError(f"--reference {path}: {err}") from None
     walk = ReadReport(log_limit=0)  # its problems are printed below, once each, not logged too
     files = _transfer_plan(args.inputs, args.out, overwrite=args.overwrite, report=walk)
     model = args.model or select_model(target, args.method)
     pipe = ExpressionPipeline(model, method=args.method, device=args.device, batch_size=args.batch_size,
                               torch_dtype=args.dtype)
-    pipe.check_target(target)
+    if target is not None:
+        pipe.check_target(target)
+    elif not hasattr(pipe.model, "encode"):  # the pipeline's test for reference=, before any output is written
+        raise ValueError(f"--reference needs a model with an expression encoder (2cet, 2cet-inpaint); {model} has none")
     out = _writable_folder(args.out)
     for problem in walk.problems:  # links out of a folder given, dangling links, FIFOs, ...
         print(f"fxaug: skipped {problem.source}: {problem.reason}", file=sys.stderr)
@@ -170,7 +186,7 @@ def run_transfer(args: argparse.Namespace) -> int:
                 kept.append((path, output))
             except BadInput as err:
                 unreadable(path, err)
-        for (path, output), result in zip(kept, pipe.transfer(images, target, args.strength)):
+        for (path, output), result in zip(kept, pipe.transfer(images, target, args.strength, reference=references)):
             if not result.found:
                 tqdm.write(f"fxaug: {path}: {result.reason}; written unchanged", file=sys.stderr)
                 no_face += 1
