@@ -123,6 +123,16 @@ def test_one_step_trains_resume_is_bit_exact_and_export_names_each_class(faces_d
     shipped = load_model(ship(tmp_path / "straight", "2cet-tiny", dest=tmp_path / "shipped", snapshot=2))
     assert type(shipped) is TwoCETInpainter and shipped.domains == g.domains
     assert shipped.expression_codes.shape == (2, 8) and shipped.expression_codes.abs().sum() > 0
+    # --init-from an export fine-tunes it: its weights, not its named codes (the export names them again)
+    child = make_trainer(TrainConfig(**{**cfg.to_dict(), "init_from": str(tmp_path / "straight" / "generator")}),
+                         tmp_path / "child")
+    assert child.nets["G"].expression_codes.shape == (0, 8)
+    for k, v in g.state_dict().items():
+        if k != "expression_codes":
+            assert torch.equal(child.nets["G"].state_dict()[k], v) and torch.equal(child.G_ema.state_dict()[k], v), k
+    with pytest.raises(ValueError, match="does not fit"):
+        make_trainer(TrainConfig(**{**cfg.to_dict(), "init_from": str(tmp_path / "straight" / "generator"), "code_dim": 4}),
+                     tmp_path / "narrow")
     with pytest.raises(ValueError, match="neutral"):
         TrainConfig(model="2cet-inpaint", domains="happy,sad", guide="g")
     with pytest.raises(ValueError, match="unknown augmentations"):

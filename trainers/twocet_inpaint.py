@@ -165,6 +165,23 @@ class TwoCETInpaintTrainer(InpaintTrainer):
         self.optimize("G", loss)
         return {"G/loss": loss.item(), **out}
 
+    def _init_generator(self, folder, names=()) -> None:
+        """--init-from a generator folder: as for any family, except that a 2cet-inpaint export's
+        named codes (its classes' mean codes, not training state) are left out; the export names
+        them again from this run's faces."""
+        from fxaug.models import load_model
+
+        if names and tuple(names) != ("G",):
+            raise ValueError(f"{folder}: a generator folder holds G alone; --init-nets {','.join(names)} needs a run")
+        state = load_model(folder).state_dict()
+        state["expression_codes"] = self.nets["G"].expression_codes
+        try:
+            self.nets["G"].load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{folder}: this generator does not fit this run's model, domains and sizes ({e})") from e
+        self.G_ema.load_state_dict(self.nets["G"].state_dict())
+        self.dist.broadcast(self.nets["G"])
+
     # -- samples and export ----------------------------------------------------------------------
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
