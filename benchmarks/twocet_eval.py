@@ -9,7 +9,7 @@ they last, seeded), and the FERPlus judge says whether the output is class k. "b
 share of the untouched neutral faces the judge already calls k.
 
 Continuity: the same neutral faces towards each class's named expression (the mean code of its
-references, stored in the model) at strengths 0, 0.25, 0.5, 0.75, 1; the judge's mean probability
+references, stored in the model) at strengths 0, 0.25, 0.5, 0.75, 1, 1.25; the judge's mean probability
 of the class at each strength, and whether it rises monotonically. Strength 0 must equal the
 neutral reconstruction G(x, 0) exactly ("strength0_equals_neutral").
 """
@@ -26,10 +26,10 @@ import torch
 from fer import fer_faces
 from fxaug import emotions as E
 from fxaug.metrics.judge import load_judge
-from fxaug.models import TwoCETGAN, load_model
+from fxaug.models import load_model
 from fxaug.pipeline import ExpressionPipeline
 
-STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)  # issue #17: up to an exaggeration
 
 
 def reference_guided(pipe: ExpressionPipeline, judge, sources: np.ndarray, classes, split: str, seed: int) -> dict:
@@ -93,9 +93,9 @@ def plot(result: dict, path: Path) -> None:
 
 
 def evaluate(model, n: int = 100, split: str = "PublicTest", classes=None, seed: int = 0, device: str = "cpu") -> dict:
-    g = load_model(model) if not isinstance(model, TwoCETGAN) else model
-    if not isinstance(g, TwoCETGAN):
-        raise ValueError(f"{model}: not a 2CET model (got {type(g).__name__})")
+    g = load_model(model) if isinstance(model, (str, Path)) else model
+    if not callable(getattr(g, "encode", None)):  # the contract's expression encoder (2cet, 2cet-inpaint)
+        raise ValueError(f"{model}: not a 2CET model, it has no expression encoder (got {type(g).__name__})")
     classes = [E.canonical(c) for c in (classes or [d for d in g.domains if d != "neutral"])]
     pipe = ExpressionPipeline(g, device=device)
     judge = load_judge(device=device)
