@@ -252,18 +252,59 @@ def _target_folder(specs: list[str]) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def albumentationsx_runs(request, tmp_path_factory):
+    """tests/test_transforms.py under each AlbumentationsX version the session's tests ask for, in
+    subprocesses started together (each single-threaded: they share the machine's cores instead of
+    waiting in turn); version -> (process, stdout file, stderr file, start time), or the skip of a
+    version that could not be installed."""
+    import time
+
+    wanted = [item.callspec.params["version"] for item in request.session.items
+              if getattr(item, "originalname", None) == "test_expression_transfer_tests_pass_under_albumentationsx"]
+    runs = {}
+    for version in dict.fromkeys(wanted):
+        try:
+            folder = _target_folder(ALBUMENTATIONSX[version])
+        except pytest.skip.Exception as skip:
+            runs[version] = skip
+            continue
+        env = {**os.environ, "PYTHONPATH": str(folder), "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1",
+               "FXAUG_TEST_ALBUMENTATIONS": f"{version}:{folder}"}
+        tmp = tmp_path_factory.mktemp(f"albumentationsx-{version}")
+        stdout, stderr = open(tmp / "stdout", "w+"), open(tmp / "stderr", "w+")
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp",
+                                 str(tmp / "t"), "tests/test_transforms.py"], env=env, cwd=REPO, stdout=stdout,
+                                stderr=stderr, text=True)
+        runs[version] = (proc, stdout, stderr, time.monotonic())
+    yield runs
+    for run in runs.values():
+        if isinstance(run, tuple):
+            if run[0].poll() is None:
+                run[0].kill()
+                run[0].wait()
+            run[1].close()
+            run[2].close()
+
+
 @pytest.mark.parametrize("version", list(ALBUMENTATIONSX))
-def test_expression_transfer_tests_pass_under_albumentationsx(version, tmp_path):
+def test_expression_transfer_tests_pass_under_albumentationsx(version, albumentationsx_runs):
     """tests/test_transforms.py, the whole module, under AlbumentationsX `version`: labels follow
     real FER faces, applied parameters and the library's own record replay image and label,
     ReplayCompose, A.save / A.load, seeds, batches, pickling (the suite runs it under
     Albumentations 2.0.8 itself). Its first test checks that `version` is what it imported,
-    from the folder, and that ExpressionTransfer samples through the hook that version calls."""
-    folder = _target_folder(ALBUMENTATIONSX[version])
-    env = {**os.environ, "PYTHONPATH": str(folder), "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1",
-           "FXAUG_TEST_ALBUMENTATIONS": f"{version}:{folder}"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(tmp_path / "t"),
-                          "tests/test_transforms.py"], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    from the folder, and that ExpressionTransfer samples through the hook that version calls.
+    The versions' runs go on at the same time (albumentationsx_runs); each test waits for its own."""
+    import time
+
+    run = albumentationsx_runs[version]
+    if isinstance(run, BaseException):
+        raise run
+    proc, stdout, stderr, started = run
+    proc.wait(timeout=max(1.0, 600 - (time.monotonic() - started)))
+    stdout.seek(0)
+    stderr.seek(0)
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout.read(), stderr.read())
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     from conftest import FER_NPZ
 
