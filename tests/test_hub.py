@@ -133,6 +133,30 @@ print(json.dumps(out))
     assert out["transform_equal"] and out["transform_changed"] >= 4 and out["emotions"] == ["happy"]
 
 
+# fxaug's command line run several times in one fresh interpreter (HF_HOME and HF_HUB_OFFLINE
+# are read at import, so the interpreter is the user's; one start instead of one per command):
+# each command's exit code, stdout and stderr, logging set up afresh for each as in a process of
+# its own, and an exception that escapes main() recorded as the traceback a user would see.
+CLI_RUNS = """
+import contextlib, io, json, logging, sys, traceback
+from fxaug.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    logging.root.handlers.clear()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit:
+            code = exit.code
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    results.append({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
+print(json.dumps(results))
+"""
+
+
 def test_cli_transfer_takes_a_repo_id_offline(hf_home, tmp_path, fer):
     from PIL import Image
 
@@ -142,24 +166,25 @@ def test_cli_transfer_takes_a_repo_id_offline(hf_home, tmp_path, fer):
         Image.fromarray(fer.images[row]).save(faces / f"{i}.png")
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
-    def transfer(model: str, out: str):
-        return subprocess.run([sys.executable, "-m", "fxaug", "transfer", str(faces), "--to", "happy", "--model", model,
-                               "--device", "cpu", "--no-progress", "--out", str(tmp_path / out)],
-                              env=env, capture_output=True, text=True, timeout=300)
+    def transfer(model: str, out: str) -> list[str]:
+        return ["transfer", str(faces), "--to", "happy", "--model", model, "--device", "cpu", "--no-progress", "--out",
+                str(tmp_path / out)]
 
-    by_id, shipped = transfer(REPO_ID, "by-id"), transfer(SHIPPED, "shipped")
-    assert by_id.returncode == 0 and shipped.returncode == 0, by_id.stderr + shipped.stderr
+    # rebalance plans with the repo id (config.json from the cache) and names the exact commit
+    plan = ["rebalance", str(REPO / "examples" / "sample"), "--out", str(tmp_path / "balanced"), "--model", REPO_ID,
+            "--dry-run", "--json"]
+    run = subprocess.run([sys.executable, "-c", CLI_RUNS, json.dumps([transfer(REPO_ID, "by-id"),
+                          transfer(SHIPPED, "shipped"), transfer("fxaug-test/absent", "absent"), plan])],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    by_id, shipped, bad, plan = json.loads(run.stdout.strip().splitlines()[-1])
+    assert by_id["code"] == 0 and shipped["code"] == 0, by_id["stderr"] + shipped["stderr"]
     for i in range(3):
         assert (tmp_path / "by-id" / f"{i}.png").read_bytes() == (tmp_path / "shipped" / f"{i}.png").read_bytes()
-    bad = transfer("fxaug-test/absent", "absent")
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "fxaug-test/absent" in bad.stderr and "not in the Hugging Face cache" in bad.stderr
-    # rebalance plans with it (config.json from the cache) and names the exact commit
-    plan = subprocess.run([sys.executable, "-m", "fxaug", "rebalance", str(REPO / "examples" / "sample"), "--out",
-                           str(tmp_path / "balanced"), "--model", REPO_ID, "--dry-run", "--json"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert plan.returncode == 0, plan.stderr
-    assert json.loads(plan.stdout)["model"] == f"{REPO_ID}@{COMMIT}"
+    assert bad["code"] != 0 and "Traceback" not in bad["stderr"]
+    assert "fxaug-test/absent" in bad["stderr"] and "not in the Hugging Face cache" in bad["stderr"]
+    assert plan["code"] == 0, plan["stderr"]
+    assert json.loads(plan["stdout"])["model"] == f"{REPO_ID}@{COMMIT}"
 
 
 def test_repo_id_form_and_cache_paths():
