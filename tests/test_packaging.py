@@ -59,20 +59,22 @@ def test_wheel_contains_and_imports_subpackages(tmp_path):
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
         check=True, capture_output=True, text=True,
     )
+    # one interpreter for both checks: the subpackages and face models, then the shipped
+    # generator and judge (they are plain folders, not packages), all from the installed wheel
     code = (
         "import fxaug, fxaug.trainers, fxaug.integrations, fxaug.data, fxaug.faces, fxaug.assets; "
         "fxaug.faces.FaceDetector(); fxaug.faces.load_landmark_net(); "
-        "print(fxaug.__file__); print(fxaug.trainers.__file__); print(fxaug.assets.YUNET_ONNX)"
+        "print(fxaug.__file__); print(fxaug.trainers.__file__); print(fxaug.assets.YUNET_ONNX); "
+        "import fxaug.models as m, fxaug.metrics as j; print(m.list_models()); print(m.load_model("
+        "'inpaint-ferplus-48').checkpoint_path); print(j.load_judge().checkpoint_path)"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
-    for line in out.stdout.split():
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 6, out.stdout
+    for line in lines[:3]:
         assert line.startswith(str(site)), out.stdout
-    # the shipped generator and judge come with the wheel (they are plain folders, not packages)
-    code = ("import fxaug.models as m, fxaug.metrics as j; print(m.list_models()); print(m.load_model("
-            "'inpaint-ferplus-48').checkpoint_path); print(j.load_judge().checkpoint_path)")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
-    shipped, generator, judge = out.stdout.strip().splitlines()
+    shipped, generator, judge = lines[3:]
     assert shipped == "['inpaint-ferplus-48']" and generator.startswith(str(site)) and judge.startswith(str(site))
 
 
