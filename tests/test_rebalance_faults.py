@@ -541,11 +541,14 @@ def test_dry_run_needs_no_weights(small, tmp_path, capsys):
     assert code == 0, err
 
 
-def test_progress_counts_originals_attempts_and_rejections_and_quiet_silences_it(small, tmp_path):
-    run = _run("rebalance", small, "--out", tmp_path / "o", "--target", "4", "--classes", "happy,surprise",
-               "--min-confidence", "0.5", "--device", "cpu", "--batch-size", "4")
-    assert "originals: 100%" in run.stderr and "12/12" in run.stderr
-    last = [line for line in run.stderr.replace("\r", "\n").splitlines() if line.startswith("rebalance")][-1]
+def test_progress_counts_originals_attempts_and_rejections_and_quiet_silences_it(small, tmp_path, capsys):
+    # the bars in this process (tqdm writes to the captured stderr); -q below in a process of its
+    # own, since logging is set up once per process
+    code, err = _cli(capsys, "rebalance", small, "--out", tmp_path / "o", "--target", "4", "--classes", "happy,surprise",
+                     "--min-confidence", "0.5", "--device", "cpu", "--batch-size", "4")
+    assert code == 0, err[-2000:]
+    assert "originals: 100%" in err and "12/12" in err
+    last = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("rebalance")][-1]
     assert "attempts=" in last and "rejected=" in last
     summary = _summary(tmp_path / "o")
     assert summary["attempts"] == summary["rejected"] + sum(summary["made"].values())
