@@ -223,6 +223,19 @@ def test_target_regions_option_sets_what_each_target_redraws(faces_dir, tmp_path
         parse_target_regions("happy")
 
 
+def test_ship_withholds_targets_review_rejected(faces_dir, tmp_path, guide):
+    """ship --withhold: the shipped model no longer offers the target and refuses to draw it."""
+    from fxaug.trainers.ship import ship
+
+    make_trainer(_cfg(faces_dir, tmp_path, guide, steps=1), tmp_path / "run").train(progress=False)
+    shipped = load_model(ship(tmp_path / "run", "w", dest=tmp_path / "models", withhold=["sad"]))
+    assert (None, "sad") not in shipped.translations() and (None, "happy") in shipped.translations()
+    with pytest.raises(ValueError, match="withholds sad"):
+        shipped.generate(torch.zeros(1, 1, 48, 48), ["sad"], torch.ones(1), landmarks=_mean_face()[None])
+    with pytest.raises(ValueError, match="cannot withhold anger"):
+        ship(tmp_path / "run", "w2", dest=tmp_path / "models", withhold=["anger"])
+
+
 def test_the_guide_is_never_the_judge(faces_dir, tmp_path, guide):
     from fxaug.trainers.guide import GuideClassifier, check_not_judge
     from fxaug.metrics.judge import EmotionJudge

@@ -132,14 +132,33 @@ def write_card(model_dir: str | Path, facts: CardFacts, run_dir: str | Path | No
     return write_text(model_dir / CARD_NAME, model_card(model_dir, facts=facts))
 
 
+def withhold_targets(model, targets) -> None:
+    """Mark trained targets that review found to be artifacts as withheld (the model's
+    `translations()` stops offering them and `generate` refuses them; docs/models.md)."""
+    import dataclasses
+
+    from fxaug import emotions as E
+
+    if "withheld" not in {f.name for f in dataclasses.fields(model.config)}:
+        raise ValueError(f"a {type(model).__name__} cannot withhold targets")
+    names = tuple(E.canonical(t) for t in targets)
+    unknown = sorted(set(names) - set(model.config.domains))
+    if unknown:
+        raise ValueError(f"cannot withhold {', '.join(unknown)}: the model draws {', '.join(model.config.domains)}")
+    model.config = dataclasses.replace(model.config, withheld=names)
+
+
 def ship(run_dir: str | Path, name: str, dest: Path = BUNDLED_DIR, dtype: str = "float16",
-         scores: dict | None = None, snapshot: int | None = None, facts: CardFacts | None = None) -> Path:
+         scores: dict | None = None, snapshot: int | None = None, facts: CardFacts | None = None,
+         withhold=()) -> Path:
     run_dir = Path(run_dir)
     if snapshot is not None:
         with tempfile.TemporaryDirectory() as scratch:
             model = load_model(export_snapshot(run_dir, snapshot, Path(scratch) / "generator"))
     else:
         model = load_model(run_dir / "generator")
+    if withhold:
+        withhold_targets(model, withhold)
     metadata = dict(model.metadata)
     metadata["run"] = run_dir.name
     if scores:
@@ -166,6 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--snapshot", type=int, help="ship this snapshot step's EMA generator instead of generator/")
     p.add_argument("--card", help="a JSON file of model card facts (CardFacts: license, datasets, training_command, "
                    "cpu_time, evaluations, samples, ...)")
+    p.add_argument("--withhold", default="", help="comma-separated targets the shipped model must not offer "
+                   "(trained, but review found artifacts, not expressions), e.g. disgust,contempt")
     p.add_argument("--rewrite-card", metavar="MODEL_DIR", type=Path,
                    help="only (re)write the README.md model card of this model folder, from --card")
     args = p.parse_args(argv)
@@ -176,7 +197,8 @@ def main(argv=None) -> int:
     if not args.run or not args.name:
         p.error("give RUN and --name (or --rewrite-card MODEL_DIR)")
     scores = json.loads(Path(args.scores).read_text()) if args.scores else None
-    ship(args.run, args.name, args.dest, args.dtype, scores, args.snapshot, read_facts(args.card, args.run))
+    ship(args.run, args.name, args.dest, args.dtype, scores, args.snapshot, read_facts(args.card, args.run),
+         withhold=[t for t in args.withhold.split(",") if t.strip()])
     return 0
 
 
