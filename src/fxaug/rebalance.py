@@ -562,13 +562,74 @@ def model_digest(model) -> str:
     return "sha256:" + h.hexdigest()
 
 
+# The most tensor memory _model_contract builds a generator with on the CPU (16 M float32 numbers;
+# the shipped inpaint-ferplus-48 needs 2.8 MB): a larger one is built on the meta device instead.
+CONTRACT_CPU_BYTES = 64 << 20
+
+
+class _TooLarge(Exception):
+    """A model whose tensors pass CONTRACT_CPU_BYTES: not to be allocated to read its contract."""
+
+
+def _build_for_contract(model_cls, config):
+    """`model_cls(config)` built on the CPU (its own __init__, a few ms for a small model) while
+    its tensors fit in CONTRACT_CPU_BYTES, else on PyTorch's meta device (no memory for its
+    tensors). The meta device is the fallback only: initialising a parameter there (normal_,
+    and most ops PyTorch implements in Python for meta tensors) imports torch._dynamo, 2-3 s of
+    every process. The global RNG is left as it was (the CPU build draws initial weights)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    sized = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn}  # size first
+    try:  # every factory function (torch.tensor, arange, eye, ...): counted after the call
+        from torch.utils._device import _device_constructors
+
+        factories = set(_device_constructors())
+    except ImportError:
+        factories = set()
+
+    class Budget(TorchFunctionMode):
+        """Counts the bytes factory functions allocate; raises _TooLarge before a sized factory
+        (every layer's parameters come from torch.empty) would pass the limit, after any other."""
+
+        used = 0
+
+        def _add(self, numel: int, dtype) -> None:
+            self.used += numel * (dtype or torch.get_default_dtype()).itemsize
+            if self.used > CONTRACT_CPU_BYTES:
+                raise _TooLarge
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in sized:
+                size = kwargs.get("size")
+                if size is None:
+                    size = args[0] if args and isinstance(args[0], (tuple, list, torch.Size)) else args
+                numel = 1
+                for n in size:
+                    numel *= int(n)
+                self._add(numel, kwargs.get("dtype"))
+                return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            if func in factories and isinstance(out, torch.Tensor):
+                self._add(out.numel(), out.dtype)
+            return out
+
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("cpu"), Budget():
+            return model_cls(config)
+    except _TooLarge:
+        pass
+    with torch.device("meta"):
+        return model_cls(config)
+
+
 def _model_contract(model) -> tuple[list[tuple[str | None, str]], tuple[str, ...]]:
-    """(translations, methods) of a model, for the dry run: read from its config.json and built
-    on PyTorch's meta device (no weights read, no memory for them), so a plan needs no generator."""
+    """(translations, methods) of a model, for the dry run: read from its config.json and the
+    model built from it without its weights (`_build_for_contract`: on the CPU when small, on the
+    meta device when large), so a plan needs no generator."""
     if not isinstance(model, (str, os.PathLike)):
         return model.translations(), model.methods
-    import torch
-
     from .models import CONFIG_NAME, MODEL_CLASSES, load_model, model_dir
     from .models.base import _check_config_types, _read_config
 
@@ -583,8 +644,7 @@ def _model_contract(model) -> tuple[list[tuple[str | None, str]], tuple[str, ...
     config = {k: v for k, v in config.items() if k in fields}
     _check_config_types(config_path, model_cls.config_class, config)
     try:
-        with torch.device("meta"):
-            built = model_cls(model_cls.config_class(**config))
+        built = _build_for_contract(model_cls, model_cls.config_class(**config))
     except Exception:  # a family that cannot be built without data: load it whole
         built = load_model(path)
     return built.translations(), built.methods
