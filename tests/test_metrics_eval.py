@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -107,8 +108,10 @@ def test_eval_cli_end_to_end(folders, tiny_parts_model, tmp_path):
 
 
 def test_evaluate_library_call_scores_the_baseline_like_a_direct_computation(folders, tiny_parts_model):
+    began = time.perf_counter()
     result = evaluate(tiny_parts_model, folders, [("neutral", "happy")], n=8, metrics=["accuracy"],
                       device="cpu", splits="PublicTest")
+    assert 0 < result["seconds"] <= time.perf_counter() - began + 0.1  # the run's own time, nothing else
     baseline = result["rows"][0]
     from fxaug.data import open_dataset
     from fxaug.metrics.evaluate import FaceSampler

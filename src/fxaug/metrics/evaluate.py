@@ -194,8 +194,8 @@ def evaluate(
             results = []
             with tqdm(total=len(sources), desc=f"{source}->{target} {pipe.method}", unit="face",
                       disable=not progress) as bar:
-                for start in range(0, len(sources), batch_size):
-                    results += pipe.transfer(sources[start:start + batch_size], target, strength)
+                for first in range(0, len(sources), batch_size):
+                    results += pipe.transfer(sources[first:first + batch_size], target, strength)
                     bar.update(len(results) - bar.n)
                     bar.set_postfix_str(f"no face={sum(not r.found for r in results)}", refresh=False)
             kept = [i for i, r in enumerate(results) if r.found]
