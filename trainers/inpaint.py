@@ -27,26 +27,41 @@ from .config import register_trainer
 from .loop import GANTrainer
 
 
+def masked_l1(a: torch.Tensor, b: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference inside the (soft) masks, per channel."""
+    return ((a - b).abs() * masks).sum() / (masks.sum() * a.shape[1]).clamp(min=1)
+
+
 # hinge loss and spectral norm: alternate every step, Adam(0.5, 0.99) at 2e-4 (supervised
 # reconstruction carries the early steps, so the faster rate is safe)
 @register_trainer("inpaint", method="regions", n_critic=1, beta1=0.5, width=24, d_width=32, lr=2e-4)
 class InpaintTrainer(GANTrainer):
     def build(self) -> None:
+        domains = self.check_regions_data()
         cfg = self.cfg
-        if not cfg.guide:
-            raise ValueError("inpaint needs --guide: a GuideClassifier trained by python -m fxaug.trainers.guide")
-        if self.data.landmarks is None:
-            raise ValueError("the inpaint trainer needs landmarks with its faces (--method regions)")
-        domains = tuple(self.data.domain_names)
-        self.nets["G"] = ExpressionInpainter(image_size=cfg.size, channels=cfg.channels, width=cfg.width,
-                                             embed_dim=cfg.embed_dim, domains=domains,
-                                             target_regions=parse_target_regions(cfg.target_regions))
-        self.nets["D"] = ProjectionDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width,
-                                                 n_layers=3, n_classes=len(domains))
-        self.opts = {k: self.adam(v) for k, v in self.nets.items()}
-        self.guide = load_guide(cfg.guide, device=self.device)
+        self.build_networks(ExpressionInpainter(image_size=cfg.size, channels=cfg.channels, width=cfg.width,
+                                                embed_dim=cfg.embed_dim, domains=domains,
+                                                target_regions=parse_target_regions(cfg.target_regions)))
         # the generator's domain index -> the guide's class index
         self.to_guide = torch.tensor([self.guide.config.classes.index(E.canonical(d)) for d in domains], device=self.device)
+
+    def check_regions_data(self) -> tuple[str, ...]:
+        """The in-context families need a guide and each face's landmarks; returns the domains."""
+        if not self.cfg.guide:
+            raise ValueError(f"{self.cfg.model} needs --guide: a GuideClassifier trained by python -m fxaug.trainers.guide")
+        if self.data.landmarks is None:
+            raise ValueError(f"the {self.cfg.model} trainer needs landmarks with its faces (--method regions)")
+        return tuple(self.data.domain_names)
+
+    def build_networks(self, generator) -> None:
+        """G as given, then (in this order, which seeds replay) the class-conditional D, their
+        optimisers, the frozen guide and the mask jitter's generator."""
+        cfg = self.cfg
+        self.nets["G"] = generator
+        self.nets["D"] = ProjectionDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width,
+                                                 n_layers=3, n_classes=len(generator.config.domains))
+        self.opts = {k: self.adam(v) for k, v in self.nets.items()}
+        self.guide = load_guide(cfg.guide, device=self.device)
         self.mask_rng = np.random.default_rng(cfg.seed * 1000 + self.dist.rank)
 
     # -- batches and masks ---------------------------------------------------------------
@@ -56,13 +71,16 @@ class InpaintTrainer(GANTrainer):
         return (self.data.to_model_range(index, self.device), self.data.domains[index].to(self.device),
                 self.data.landmarks[index])
 
-    def masks(self, landmarks: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def masks(self, landmarks: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Each face's regions for its label (None: G's regions for a code), jittered in scale and
+        position."""
         j = self.cfg.mask_jitter
         n = len(landmarks)
         scale = self.mask_rng.uniform(1 - j, 1 + j, n) if j else 1.0
         shifts = self.mask_rng.uniform(-j / 2, j / 2, (n, 2)) if j else None
         G = self.nets["G"]
-        return G.masks_for(landmarks, labels.tolist(), scale=scale, shifts=shifts).to(self.device)
+        targets = None if labels is None else labels.tolist()
+        return G.masks_for(landmarks, targets, scale=scale, shifts=shifts).to(self.device)
 
     def _targets(self, source: torch.Tensor) -> torch.Tensor:
         k = len(self.data.domain_names)
@@ -95,7 +113,7 @@ class InpaintTrainer(GANTrainer):
         unspecified = torch.rand(len(own), generator=self.sampler.generator).to(own.device) < cfg.unspecified_p
         labels = torch.where(unspecified, torch.full_like(own, len(self.data.domain_names)), own)
         rec = G(x, labels, masks=m_own)
-        l1 = ((rec - x).abs() * m_own).sum() / (m_own.sum() * x.shape[1]).clamp(min=1)
+        l1 = masked_l1(rec, x, m_own)
         perc = self.perceptual(rec, x)
         # label-swapped: draw another emotion
         trg = self._targets(own)

@@ -28,17 +28,15 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxaug.models.inpaint import ProjectionDiscriminator, parse_target_regions
+from fxaug.models.inpaint import parse_target_regions
 from fxaug.models.twocet_inpaint import TwoCETInpainter
 
 from . import losses as L
 from .config import register_trainer
-from .guide import load_guide
-from .inpaint import InpaintTrainer
+from .inpaint import InpaintTrainer, masked_l1
 
 VIEW_AUGMENTATIONS = ("flip", "shift", "blur", "color")
 
@@ -82,42 +80,25 @@ def augmented_view(x: torch.Tensor, policy: tuple[str, ...], generator: torch.Ge
     return x
 
 
-def masked_l1(a: torch.Tensor, b: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    return ((a - b).abs() * masks).sum() / (masks.sum() * a.shape[1]).clamp(min=1)
-
-
 # the in-context trainer's schedule (hinge loss, spectral norm, Adam(0.5, 0.99) at 2e-4); E has
 # 2CET's encoder width at half the paper's (16: a CPU budget), code_dim 32 as the paper
 @register_trainer("2cet-inpaint", method="regions", n_critic=1, beta1=0.5, width=24, d_width=32, lr=2e-4)
 class TwoCETInpaintTrainer(InpaintTrainer):
     def build(self) -> None:
+        domains = self.check_regions_data()
         cfg = self.cfg
-        if not cfg.guide:
-            raise ValueError("2cet-inpaint needs --guide: a GuideClassifier trained by python -m fxaug.trainers.guide")
-        if self.data.landmarks is None:
-            raise ValueError("the 2cet-inpaint trainer needs landmarks with its faces (--method regions)")
-        domains = tuple(self.data.domain_names)
         if "neutral" not in domains:
             raise ValueError("2cet-inpaint needs neutral among its domains (its faces' codes are pulled to 0)")
         self.neutral = domains.index("neutral")
         self.view_policy = parse_view_aug(cfg.view_aug)
-        self.nets["G"] = TwoCETInpainter(image_size=cfg.size, channels=cfg.channels, width=cfg.width,
-                                         embed_dim=cfg.embed_dim, domains=domains, code_dim=cfg.code_dim,
-                                         encoder_width=cfg.encoder_width,
-                                         target_regions=parse_target_regions(cfg.target_regions))
-        self.nets["D"] = ProjectionDiscriminator(image_size=cfg.size, channels=cfg.channels, width=cfg.d_width,
-                                                 n_layers=3, n_classes=len(domains))
-        self.opts = {k: self.adam(v) for k, v in self.nets.items()}
-        self.guide = load_guide(cfg.guide, device=self.device)
-        self.mask_rng = np.random.default_rng(cfg.seed * 1000 + self.dist.rank)
+        self.build_networks(TwoCETInpainter(image_size=cfg.size, channels=cfg.channels, width=cfg.width,
+                                            embed_dim=cfg.embed_dim, domains=domains, code_dim=cfg.code_dim,
+                                            encoder_width=cfg.encoder_width,
+                                            target_regions=parse_target_regions(cfg.target_regions)))
 
     def code_masks(self, landmarks: torch.Tensor) -> torch.Tensor:
         """Each face's code regions (mouth and eyes), jittered in scale and position."""
-        j = self.cfg.mask_jitter
-        n = len(landmarks)
-        scale = self.mask_rng.uniform(1 - j, 1 + j, n) if j else 1.0
-        shifts = self.mask_rng.uniform(-j / 2, j / 2, (n, 2)) if j else None
-        return self.nets["G"].masks_for(landmarks, None, scale=scale, shifts=shifts).to(self.device)
+        return self.masks(landmarks, None)
 
     # -- the steps ---------------------------------------------------------------------------
     def d_step(self) -> dict[str, float]:
