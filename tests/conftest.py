@@ -174,3 +174,20 @@ def rebalance_output_files(root: Path) -> dict[str, bytes]:
             data = json.dumps([{k: v for k, v in line.items() if k != "mtime_ns"} for line in lines]).encode()
         files[rel] = data
     return files
+
+
+def assert_resumes_bit_exact(cfg, straight, run_dir, until: int) -> None:
+    """A run of `cfg` stopped after `until` steps and resumed from its snapshot in `run_dir` ends
+    with the weights of `straight` (the same cfg trained without a stop), bit for bit."""
+    import torch
+
+    from fxaug.trainers import make_trainer
+
+    make_trainer(cfg, run_dir).train(until=until, progress=False)
+    resumed = make_trainer(cfg, run_dir, resume=True)
+    assert resumed.step == until
+    resumed.train(progress=False)
+    for name in ("G", "D"):
+        a, b = straight.nets[name].state_dict(), resumed.nets[name].state_dict()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)

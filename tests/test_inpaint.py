@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import assert_resumes_bit_exact
 from dataset_writers import write_class_folders
 
 from fxaug.faces import regions
@@ -168,15 +169,7 @@ def test_one_step_trains_and_resume_is_bit_exact(faces_dir, tmp_path, guide):
     assert {"G/l1", "G/perc", "G/adv", "G/guide", "D/loss"} <= set(losses)
     assert all(np.isfinite(v) for v in losses.values())
     assert any(not torch.equal(before[k], v) for k, v in straight.nets["G"].state_dict().items())
-    interrupted = make_trainer(cfg, tmp_path / "resumed")
-    interrupted.train(until=5, progress=False)
-    resumed = make_trainer(cfg, tmp_path / "resumed", resume=True)
-    assert resumed.step == 5
-    resumed.train(progress=False)
-    for name in ("G", "D"):
-        a, b = straight.nets[name].state_dict(), resumed.nets[name].state_dict()
-        for k in a:
-            assert torch.equal(a[k], b[k]), (name, k)
+    assert_resumes_bit_exact(cfg, straight, tmp_path / "resumed", until=5)
     g = load_model(tmp_path / "straight" / "generator")
     assert type(g) is ExpressionInpainter and g.domains == tuple(DOMAINS.split(","))
     options = json.loads((tmp_path / "straight" / "options.json").read_text())

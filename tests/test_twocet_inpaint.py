@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_resumes_bit_exact
 from test_inpaint import DOMAINS, _mean_face, faces_dir, guide  # noqa: F401  (module fixtures)
 
 from fxaug.models import TwoCETInpainter, load_model
@@ -99,15 +100,7 @@ def test_one_step_trains_resume_is_bit_exact_and_export_names_each_class(faces_d
     after = straight.nets["G"].state_dict()
     for part in ("encoder.", "embed.", "stem."):  # E, the code's map and the U-Net all learn
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part)), part
-    interrupted = make_trainer(cfg, tmp_path / "resumed")
-    interrupted.train(until=2, progress=False)
-    resumed = make_trainer(cfg, tmp_path / "resumed", resume=True)
-    assert resumed.step == 2
-    resumed.train(progress=False)
-    for name in ("G", "D"):
-        a, b = straight.nets[name].state_dict(), resumed.nets[name].state_dict()
-        for k in a:
-            assert torch.equal(a[k], b[k]), (name, k)
+    assert_resumes_bit_exact(cfg, straight, tmp_path / "resumed", until=2)
     g = load_model(tmp_path / "straight" / "generator")
     assert type(g) is TwoCETInpainter and g.domains == tuple(DOMAINS.split(","))
     data = straight.data
