@@ -219,14 +219,25 @@ def crop(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
 class ExpressionRegion:
     """A region an expression changes: the convex hull of some landmarks, grown by margins in IOD
     units (left/right, up, down: a smile widens the mouth, surprise drops the jaw and lifts the
-    brows)."""
+    brows). `indices` may instead be several groups of points, one hull each (a region on both
+    sides of the face whose single hull would swallow the nose)."""
 
     name: str
-    indices: tuple[int, ...]
+    indices: tuple[int, ...] | tuple[tuple[int, ...], ...]
     side: float
     up: float
     down: float
 
+    @property
+    def hulls(self) -> tuple[tuple[int, ...], ...]:
+        """The groups of landmark indices, one convex hull each."""
+        return self.indices if isinstance(self.indices[0], tuple) else (self.indices,)
+
+
+# one side's cheek: the lower lid (outer corner, lower lid points, inner corner), the nose wing,
+# and the mouth corner
+_RIGHT_CHEEK = (36, 41, 40, 39, 31, 48)
+_LEFT_CHEEK = (45, 46, 47, 42, 35, 54)
 
 EXPRESSION_REGIONS: dict[str, ExpressionRegion] = {
     r.name: r
@@ -236,24 +247,30 @@ EXPRESSION_REGIONS: dict[str, ExpressionRegion] = {
         ExpressionRegion("mouth", OUTER_LIPS, side=0.22, up=0.16, down=0.30),
         # both brows and eyes and the brow ridge between them (frowns, raised brows, widened eyes)
         ExpressionRegion("eyes", RIGHT_BROW + LEFT_BROW + RIGHT_EYE + LEFT_EYE, side=0.10, up=0.18, down=0.15),
+        # a smile's cheek raise (AU6): cheeks, nasolabial folds and the lower half of each eye up to
+        # the line between its corners, so the lower lids can rise while the upper lids, lashes and
+        # brows stay the source's pixels (redrawn whole eyes came out soft: session 11)
+        ExpressionRegion("cheeks", (_RIGHT_CHEEK, _LEFT_CHEEK), side=0.12, up=0.0, down=0.04),
     )
 }
 
 
-def region_polygon(landmarks: np.ndarray, region: str | ExpressionRegion, scale: float = 1.0,
-                   shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """The region's outline: the convex hull of its points swept over an ellipse-like set of
-    offsets (its margins times `scale`, in IOD), moved by `shift` (IOD)."""
+def region_polygons(landmarks: np.ndarray, region: str | ExpressionRegion, scale: float = 1.0,
+                    shift: tuple[float, float] = (0.0, 0.0)) -> list[np.ndarray]:
+    """The region's outlines, one per hull: the convex hull of its points swept over an
+    ellipse-like set of offsets (its margins times `scale`, in IOD), moved by `shift` (IOD)."""
     points = _check(landmarks)
     spec = EXPRESSION_REGIONS[region] if isinstance(region, str) else region
     iod = inter_ocular_distance(points)
-    base = points[list(spec.indices)]
     angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     dx = np.cos(angles) * spec.side
     dy = np.where(np.sin(angles) < 0, np.sin(angles) * spec.up, np.sin(angles) * spec.down)
     offsets = np.stack([dx, dy], 1) * scale * iod + np.asarray(shift, np.float64) * iod
-    swept = (base[:, None, :] + offsets[None]).reshape(-1, 2)
-    return cv2.convexHull(swept.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+    outlines = []
+    for group in spec.hulls:
+        swept = (points[list(group)][:, None, :] + offsets[None]).reshape(-1, 2)
+        outlines.append(cv2.convexHull(swept.astype(np.float32)).reshape(-1, 2).astype(np.float64))
+    return outlines
 
 
 def expression_mask(shape: Sequence[int], landmarks: np.ndarray, regions: Sequence[str], *, feather: float = 0.08,
@@ -266,8 +283,8 @@ def expression_mask(shape: Sequence[int], landmarks: np.ndarray, regions: Sequen
     hard = np.zeros((height, width), np.uint8)
     shift_px = 4
     for region in regions:
-        polygon = region_polygon(points, region, scale, shift)
-        cv2.fillPoly(hard, [np.round(polygon * (1 << shift_px)).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=shift_px)
+        for polygon in region_polygons(points, region, scale, shift):
+            cv2.fillPoly(hard, [np.round(polygon * (1 << shift_px)).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=shift_px)
     radius = int(round(feather * inter_ocular_distance(points)))
     if radius < 1:
         return hard.astype(np.float32)
