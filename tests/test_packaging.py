@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import albumentationsx_targets
 from conftest import block_imports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,36 +223,16 @@ sys.exit(main(["eval", "--model", "inpaint-ferplus-48", "--data", "examples/samp
 
 
 # AlbumentationsX: the maintained successor, same import name, installed instead of the
-# `albumentations` extra. One version of each sampling API ExpressionTransfer implements: 2.3, the
-# last line with Albumentations 2.0's hook (get_params_dependent_on_data) but its own record of
-# applied parameters; 2.4.0, sample_parameters(params, data, sampling) returning a dict; 2.5 (and
-# later 2.4 releases), sample_parameters(params, data, targets, sampling) returning SampledParams.
-# Each is built once into a folder of its own in .venv and put first on PYTHONPATH of a
-# subprocess, so the suite's albumentations (2.0.8) stays.
-ALBUMENTATIONSX = {
-    "2.3.10": ["albumentationsx==2.3.10", "albucore==0.2.12", "numkong==7.8.6", "stringzilla==5.3.2"],
-    "2.4.0": ["albumentationsx==2.4.0", "albucore==0.2.12", "numkong==7.8.6", "stringzilla==5.3.2"],
-    "2.5.1": ["albumentationsx==2.5.1", "albucore==0.2.21", "numkong==7.8.6", "stringzilla==5.3.2"],
-}
+# `albumentations` extra; the versions and their folders: tests/albumentationsx_targets.py.
 
 
-def _target_folder(specs: list[str]) -> Path:
-    """`specs` pip-installed (--no-deps: the rest comes from the suite's environment) into a
-    folder of their own in .venv, once; skip when the package index cannot be reached."""
-    target = REPO / ".venv" / ("albumentationsx-" + specs[0].split("==")[1])
-    if not (target / "albumentations" / "__init__.py").is_file():
-        import shutil
-
-        scratch = target.with_name(target.name + ".partial")
-        shutil.rmtree(scratch, ignore_errors=True)
-        built = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(scratch),
-                                *specs], capture_output=True, text=True, timeout=600)
-        if built.returncode != 0:
-            pytest.skip(f"AlbumentationsX could not be installed from the package registry (offline?): "
-                        f"{(built.stderr.strip().splitlines() or ['pip failed'])[-1]}")
-        shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
-    return target
+def _target_folder(version: str) -> Path:
+    """The version's folder (built by `make setup`, else now); skip when the package index cannot
+    be reached."""
+    built = albumentationsx_targets.build(version)
+    if not isinstance(built, Path):
+        pytest.skip(f"AlbumentationsX could not be installed from the package registry (offline?): {built}")
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +248,7 @@ def albumentationsx_runs(request, tmp_path_factory):
     runs = {}
     for version in dict.fromkeys(wanted):
         try:
-            folder = _target_folder(ALBUMENTATIONSX[version])
+            folder = _target_folder(version)
         except pytest.skip.Exception as skip:
             runs[version] = skip
             continue
@@ -289,7 +270,7 @@ def albumentationsx_runs(request, tmp_path_factory):
             run[2].close()
 
 
-@pytest.mark.parametrize("version", list(ALBUMENTATIONSX))
+@pytest.mark.parametrize("version", list(albumentationsx_targets.ALBUMENTATIONSX))
 def test_expression_transfer_tests_pass_under_albumentationsx(version, albumentationsx_runs):
     """tests/test_transforms.py, the whole module, under AlbumentationsX `version`: labels follow
     real FER faces, applied parameters and the library's own record replay image and label,
@@ -322,8 +303,8 @@ def test_example_classifier_with_dataloader_workers_under_albumentationsx(tmp_pa
     locks: every synthesized label is its target (the example asserts it) on the bundled sample."""
     import re
 
-    version = list(ALBUMENTATIONSX)[-1]
-    folder = _target_folder(ALBUMENTATIONSX[version])
+    version = list(albumentationsx_targets.ALBUMENTATIONSX)[-1]
+    folder = _target_folder(version)
     env = {**os.environ, "PYTHONPATH": str(folder), "OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1"}
     code = ("import runpy, sys, albumentations as A; print('albumentations', A.__version__, A.__file__); "
             "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
