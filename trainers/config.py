@@ -112,7 +112,7 @@ OPTIONS: dict[str, Option] = {
     "lambda_cyc_n": Option("loss", ("2cet",), "weight of the neutral -> emotional -> neutral cycle"),
     "lambda_cyc_e": Option("loss", ("2cet",), "weight of the emotional -> neutral -> emotional cycle at the start"),
     "lambda_cyc_e_final": Option("loss", ("2cet",), "...and after --cyc-e-ramp-steps"),
-    "lambda_r1": Option("loss", ("2cet",), "weight of the R1 penalty on real images"),
+    "lambda_r1": Option("loss", ("2cet",), "weight of the R1 penalty on real images (default: StyleGAN2's 0.0002 * size^2 / batch)"),
     "r1_every": Option("loss", ("2cet",), "lazy R1: the penalty every k-th D step, weighted by k"),
     "guide": Option("loss", REGIONS, "the guide classifier (required; python -m fxaug.trainers.guide writes it)"),
     "lambda_l1": Option("loss", REGIONS, "weight of the masked L1 reconstruction of a face's own regions"),
@@ -217,7 +217,7 @@ class TrainConfig:
     lambda_cyc_n: float = 1.0
     lambda_cyc_e: float = 1.0  # ramps lambda_cyc_e -> lambda_cyc_e_final over cyc_e_ramp_steps
     lambda_cyc_e_final: float = 1.5
-    lambda_r1: float = 1.0
+    lambda_r1: float | None = None  # 2cet default: StyleGAN2's heuristic for size and batch (trainers.twocet.r1_gamma)
     r1_every: int = 1  # lazy R1 (StyleGAN2): the penalty every k-th D step, weighted by k
     code_ramp_steps: int = 5000
     ds_decay_steps: int = 10000
@@ -278,6 +278,15 @@ class TrainConfig:
             raise ValueError("cls_warmup trains a classifying D (stargan, 2cet); CycleGAN's has no classes")
         if self.batch < 2 or self.n_critic < 1 or self.steps < 1:
             raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
+        if self.lambda_r1 is None:
+            # 2cet's follows the run's size and batch. The families that do not read it keep the 1.0
+            # their snapshots saved, since a resume compares every option.
+            if self.model == "2cet":
+                from .twocet import r1_gamma
+
+                self.lambda_r1 = r1_gamma(self.size, self.batch)
+            else:
+                self.lambda_r1 = 1.0
 
     def ramp(self, steps: int) -> float:
         """A schedule length, scaled for runs shorter than schedule_reference_steps (counting

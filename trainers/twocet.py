@@ -24,6 +24,15 @@ from .loop import GANTrainer
 NEUTRAL, EMOTIONAL = 0, 1
 
 
+def r1_gamma(size: int, batch: int) -> float:
+    """StyleGAN2's R1 weight for a resolution and minibatch, 2cet's default --lambda-r1 (Karras et
+    al. 2020, the "auto" config of StyleGAN2-ADA: gamma = 0.0002 * res^2 / minibatch; 0.0128 at
+    64 px and batch 64, where the 1.0 used before was 78x it). It carries over as it is: r1_penalty
+    holds StyleGAN2's 1/2, and D's loss sums the two heads' R1 terms as it sums their real-image
+    terms. `batch` is one process's; a multi-GPU run's minibatch is larger: set --lambda-r1 there."""
+    return 0.0002 * size**2 / batch
+
+
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     return 0.5 * grad.pow(2).flatten(1).sum(1).mean()

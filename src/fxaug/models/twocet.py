@@ -50,9 +50,13 @@ class TwoCETDiscriminatorConfig:
     # (a projected discriminator, Sauer et al. 2021). A pixel-space D must first learn what an
     # expression is from scratch, which a CPU schedule does not reach (at 500 steps it was still at
     # chance, and G stayed the identity); a linear probe on these features already tells neutral
-    # from emotional FER faces 77% of the time. Its logits add to the pixel trunk's.
+    # from emotional FER faces 77% of the time, at the net's 112 px (on 600 faces: 0.71 at 112 px,
+    # 0.63 on 48 px faces fed as they are; benchmarks/landmark_probe_size.py). Its logits add to the
+    # pixel trunk's.
     features: str = ""
-    features_size: int = 0  # side the faces are resized to for the landmark net (0: image_size)
+    # Side the faces are resized to for the landmark net. 0: the net's native input (112 px), which
+    # checkpoints saved with 0 before issue #18 also get now (they fed it image_size faces).
+    features_size: int = 0
 
     def __post_init__(self):
         if self.features not in ("", "landmarks"):
@@ -282,9 +286,10 @@ class TwoCETDiscriminator(PretrainedModel):
         layers += [nn.LeakyReLU(0.2), nn.Conv2d(dim, dim, side), nn.LeakyReLU(0.2), nn.Conv2d(dim, 2, 1)]
         self.net = nn.Sequential(*layers)
         if c.features == "landmarks":
-            from ..faces.landmarks import load_landmark_net
+            from ..faces.landmarks import INPUT_SIZE, load_landmark_net
 
             self.landmark_net = load_landmark_net().requires_grad_(False)
+            self.features_size = c.features_size or INPUT_SIZE
             self.feature_heads = nn.ModuleList(
                 nn.Sequential(nn.Conv2d(ch, c.width * 2, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(c.width * 2, 2, 1))
                 for ch in (128, 256)  # the outputs of dense blocks 2 and 3
@@ -296,12 +301,20 @@ class TwoCETDiscriminator(PretrainedModel):
             self.landmark_net.eval()  # frozen
         return self
 
+    def landmark_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen landmark net's dense blocks 2 and 3 on faces x (B, C, S, S in [-1, 1]),
+        resized to `features_size`: bilinear, antialiased only when shrinking (upsampling has
+        nothing to filter)."""
+        rgb = (x.mean(1, keepdim=True) if x.shape[1] == 3 else x).expand(-1, 3, -1, -1)
+        rgb = (rgb + 1) * 127.5
+        size = self.features_size
+        if rgb.shape[-1] != size:
+            rgb = F.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=size < rgb.shape[-1])
+        return self.landmark_net.features(rgb)[2:]
+
     def feature_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Patch logits of the heads on the landmark net's features, averaged: (B, 2)."""
-        rgb = (x.mean(1, keepdim=True) if x.shape[1] == 3 else x).expand(-1, 3, -1, -1)
-        size = self.config.features_size or self.config.image_size
-        rgb = F.interpolate((rgb + 1) * 127.5, size=size, mode="bilinear", align_corners=False)
-        return sum(head(h).mean((2, 3)) for head, h in zip(self.feature_heads, self.landmark_net.features(rgb)[2:]))
+        return sum(head(h).mean((2, 3)) for head, h in zip(self.feature_heads, self.landmark_features(x)))
 
     def forward(self, x: torch.Tensor, head: torch.Tensor | int) -> torch.Tensor:
         logits = self.net(x).flatten(1)  # (B, 2)
