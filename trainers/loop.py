@@ -190,6 +190,12 @@ class GANTrainer:
         epoch = self.step * self.cfg.batch * self.dist.world / max(1, len(self.data))
         return max(0.0, self.cfg.noise_std - self.cfg.noise_decay * math.floor(epoch))
 
+    def set_critic_noise(self, std: float) -> None:
+        """The instance noise of every network that has it (the GANs' critics)."""
+        for net in self.nets.values():
+            if hasattr(net, "set_noise_std"):
+                net.set_noise_std(std)
+
     def ema_beta(self) -> float:
         """StyleGAN's ramp-up: the average's half-life (in images) is at most `ema_rampup` of the
         images G has been trained on, up to the one `ema` sets; without it a short run's export
@@ -365,12 +371,13 @@ class GANTrainer:
                 for opt in self.opts.values():
                     for group in opt.param_groups:
                         group["lr"] = lr
-                for net in self.nets.values():
-                    if hasattr(net, "set_noise_std"):
-                        net.set_noise_std(self.noise_std())
+                self.set_critic_noise(self.noise_std())
                 warming = self.step < cfg.cls_warmup
                 losses = self.classifier_step() if warming else self.d_step()
                 if not warming and (self.step + 1) % cfg.n_critic == 0:
+                    # Instance noise regularises D's training (the paper's option); G learns
+                    # from D's noiseless scores, so its gradients carry none of that noise.
+                    self.set_critic_noise(0.0)
                     losses.update(self.g_step())
                     self.update_ema()
                 self.losses.update(losses)
