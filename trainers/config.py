@@ -88,6 +88,7 @@ OPTIONS: dict[str, Option] = {
     "warp": Option("generator", GANS, "G moves its input's pixels along a smooth flow field instead of redrawing them"),
     "max_flow": Option("generator", GANS, "--warp: the largest displacement, as a share of the image side"),
     "flow_cells": Option("generator", GANS, "--warp: the flow field's resolution per side (fewer: smoother)"),
+    "label_injection": Option("generator", GANS, "how G is told its target (and part): concat (the paper's: one-hot planes beside the input, which InstanceNorm mostly washes out) or film (a scale and shift of every residual block's norms)"),
     "code_dim": Option("generator", ("2cet", "2cet-inpaint"), "size of the continuous expression code"),
     "embed_dim": Option("generator", REGIONS, "size of the conditioning embedding (inpaint: of the emotion label; 2cet-inpaint: of the code)"),
     "encoder_width": Option("generator", ("2cet-inpaint",), "the expression encoder E's first-layer channels"),
@@ -171,6 +172,7 @@ class TrainConfig:
     warp: bool = False
     max_flow: float = 0.125  # largest displacement, as a share of the image side
     flow_cells: int = 12  # the flow field's resolution per side (smoothness)
+    label_injection: str = "concat"  # stargan/cyclegan: concat | film; see fxaug.models.gan.ResidualBlock
     lambda_paint: float = 10.0  # weight of mean |painted change| in G's loss (warp + residual)
     lambda_flow: float = 0.0  # weight of the mean displacement (share of the image side) in G's loss
     d_width: int | None = None

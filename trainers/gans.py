@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from fxaug.models import CycleGANGenerators, PatchDiscriminator, StarGANGenerator
-from fxaug.models.gan import ResNetGenerator
+from fxaug.models.gan import ResNetGenerator, saturated_share
 
 from . import losses as L
 from .config import register_trainer
@@ -15,7 +15,7 @@ from .loop import GANTrainer
 def _generator_kwargs(cfg, data) -> dict:
     return dict(
         image_size=cfg.size, channels=cfg.channels, width=cfg.width, n_res=cfg.n_res, residual=cfg.residual,
-        warp=cfg.warp, max_flow=cfg.max_flow, flow_cells=cfg.flow_cells,
+        warp=cfg.warp, max_flow=cfg.max_flow, flow_cells=cfg.flow_cells, label_injection=cfg.label_injection,
         domains=tuple(data.domain_names), method=cfg.method, parts=tuple(data.part_names),
     )
 
@@ -44,6 +44,11 @@ def _warp_terms(cfg, paint: torch.Tensor, move: torch.Tensor) -> dict[str, float
     if not cfg.warp:
         return {}
     return {"G/flow": move.item(), **({"G/paint": paint.item()} if cfg.residual else {})}
+
+
+def _saturation(cfg, fake: torch.Tensor, source: torch.Tensor) -> dict[str, float]:
+    """A residual G's share of output pixels it drove to pure black or white (for the log)."""
+    return {"G/saturated": saturated_share(fake, source)} if cfg.residual else {}
 
 
 # The paper's GANs (WGAN-GP) update G every 5th step with Adam(0.5, 0.99).
@@ -101,7 +106,7 @@ class StarGANTrainer(GANTrainer):
         loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
         out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
-        return out | _warp_terms(cfg, paint, move)
+        return out | _warp_terms(cfg, paint, move) | _saturation(cfg, fake, x)
 
 
 @register_trainer("cyclegan", method="image", n_critic=5, beta1=0.5, width=64, d_width=64, lr=1e-4)
@@ -154,4 +159,4 @@ class CycleGANTrainer(GANTrainer):
         loss = adv + cfg.lambda_cyc * cyc + cfg.lambda_id * idt + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
         out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cyc": cyc.item(), "G/id": idt.item()}
-        return out | _warp_terms(cfg, paint, move)
+        return out | _warp_terms(cfg, paint, move) | _saturation(cfg, torch.cat([fake_b, fake_a]), torch.cat([xa, xb]))

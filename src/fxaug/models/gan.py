@@ -25,6 +25,10 @@ from .base import ExpressionGenerator, PretrainedModel, register_model
 
 
 
+# How a generator receives its condition vector; see GeneratorConfig.label_injection.
+LABEL_INJECTIONS = ("concat", "film")
+
+
 def _as_tuple(values) -> tuple:
     return tuple(values) if values is not None else ()
 
@@ -36,10 +40,12 @@ class GeneratorConfig:
     n_res: residual blocks at the bottleneck; domains: emotions it translates between, in
     one-hot order (StarGAN) or (source, target) (CycleGAN); method: image | face | parts;
     parts: the part names conditioned on (parts method only); residual: G predicts a change
-    added to its input (clamped to [-1, 1], last conv zero-initialised so an untrained G is the
-    identity) instead of the whole image; warp: G moves its input's pixels by a smooth flow
-    field (at most max_flow of the image side, flow_cells per side) before any change is
-    added; with residual=False it only moves pixels."""
+    added to its input (bounded to [-1, 1] by `bounded`, last conv zero-initialised so an
+    untrained G is the identity) instead of the whole image; warp: G moves its input's pixels by
+    a smooth flow field (at most max_flow of the image side, flow_cells per side) before any
+    change is added; with residual=False it only moves pixels; label_injection: how G is told
+    its condition (target and part one-hots): "concat" as planes beside the input (the paper's),
+    "film" as a per-channel scale and shift of every residual block's InstanceNorm."""
 
     image_size: int = 64
     channels: int = 1
@@ -53,9 +59,13 @@ class GeneratorConfig:
     warp: bool = False
     max_flow: float = 0.125
     flow_cells: int = 12
+    # Default "concat": config.json files saved before the option existed load as they were.
+    label_injection: str = "concat"
 
     def __post_init__(self):
         object.__setattr__(self, "domains", tuple(E.canonical(d) for d in self.domains))
+        if self.label_injection not in LABEL_INJECTIONS:
+            raise ValueError(f"label_injection must be one of {LABEL_INJECTIONS}, got {self.label_injection!r}")
         if self.warp and not (0 < self.max_flow <= 1 and 1 <= self.flow_cells <= self.image_size):
             raise ValueError(f"warp needs 0 < max_flow <= 1 and 1 <= flow_cells <= image_size, got "
                              f"max_flow={self.max_flow}, flow_cells={self.flow_cells}")
@@ -96,7 +106,13 @@ class DiscriminatorConfig:
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, dim: int):
+    """x + (conv3 -> InstanceNorm -> ReLU -> conv3 -> InstanceNorm)(x). With cond_dim > 0
+    (FiLM), each InstanceNorm's output is also scaled by 1 + gamma and shifted by beta, both
+    linear in the condition: a label given as constant planes at the input reaches the interior
+    of the image only through the zero padding, since every InstanceNorm removes a per-channel
+    constant, while a FiLM scale and shift act on every pixel after the norm."""
+
+    def __init__(self, dim: int, cond_dim: int = 0):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(dim, dim, 3, 1, 1, bias=False),
@@ -105,17 +121,25 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(dim, dim, 3, 1, 1, bias=False),
             nn.InstanceNorm2d(dim, affine=True),
         )
+        # Absent, not zero, without a condition: concat checkpoints keep their state_dict keys.
+        self.film = nn.Linear(cond_dim, 4 * dim) if cond_dim else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.film is None:
+            return x + self.body(x)
+        conv1, norm1, relu, conv2, norm2 = self.body
+        scale1, shift1, scale2, shift2 = self.film(cond.to(x.dtype))[:, :, None, None].chunk(4, dim=1)
+        h = relu(norm1(conv1(x)) * (1 + scale1) + shift1)
+        return x + norm2(conv2(h)) * (1 + scale2) + shift2
 
 
 class ResNetGenerator(nn.Module):
     """conv7 -> n_down x (conv4 stride 2) -> n_res residual blocks -> n_down x (bilinear x2 +
-    conv3) -> conv7 -> tanh. Conditioning planes (domain and/or part one-hots) are
-    concatenated to the input, as StarGAN does.
+    conv3) -> conv7 -> tanh. The condition (domain and/or part one-hots) is concatenated to the
+    input as planes, as StarGAN does (label_injection="concat"), or modulates every residual
+    block's norms (label_injection="film"; see ResidualBlock).
 
-    residual=True ends in conv7 -> x + change, clamped: the network starts as the identity and
+    residual=True ends in conv7 -> bounded(x + change): the network starts as the identity and
     only has to learn what an expression changes. A direct G must first learn to redraw the
     whole face, which on a short (CPU) schedule leaves it blurred and the identity lost.
 
@@ -128,10 +152,14 @@ class ResNetGenerator(nn.Module):
     the parts for the trainer's penalty on the painted change."""
 
     def __init__(self, channels: int, cond_dim: int, width: int, n_down: int, n_res: int, residual: bool = False,
-                 warp: bool = False, max_flow: float = 0.125, flow_cells: int = 12):
+                 warp: bool = False, max_flow: float = 0.125, flow_cells: int = 12, label_injection: str = "concat"):
         super().__init__()
+        if label_injection not in LABEL_INJECTIONS:
+            raise ValueError(f"label_injection must be one of {LABEL_INJECTIONS}, got {label_injection!r}")
+        self.label_injection = label_injection
+        planes = cond_dim if label_injection == "concat" else 0
         layers: list[nn.Module] = [
-            nn.Conv2d(channels + cond_dim, width, 7, 1, 3, bias=False),
+            nn.Conv2d(channels + planes, width, 7, 1, 3, bias=False),
             nn.InstanceNorm2d(width, affine=True),
             nn.ReLU(inplace=True),
         ]
@@ -139,7 +167,7 @@ class ResNetGenerator(nn.Module):
         for _ in range(n_down):
             layers += [nn.Conv2d(dim, dim * 2, 4, 2, 1, bias=False), nn.InstanceNorm2d(dim * 2, affine=True), nn.ReLU(True)]
             dim *= 2
-        layers += [ResidualBlock(dim) for _ in range(n_res)]
+        layers += [ResidualBlock(dim, cond_dim if label_injection == "film" else 0) for _ in range(n_res)]
         for _ in range(n_down):
             layers += [
                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
@@ -162,20 +190,24 @@ class ResNetGenerator(nn.Module):
             self.net = nn.Sequential(*layers)
         self.cond_dim = cond_dim
 
-    def _with_condition(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        if not self.cond_dim:
-            return x
-        if cond is None or cond.shape != (x.shape[0], self.cond_dim):
+    def _features(self, layers: nn.Sequential, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        """`layers` applied to x, told the condition as label_injection says."""
+        if self.cond_dim and (cond is None or cond.shape != (x.shape[0], self.cond_dim)):
             raise ValueError(f"expected conditioning of shape ({x.shape[0]}, {self.cond_dim}), got "
                              f"{None if cond is None else tuple(cond.shape)}")
-        planes = cond[:, :, None, None].to(x.dtype).expand(-1, -1, x.shape[2], x.shape[3])
-        return torch.cat([x, planes], dim=1)
+        h = x
+        if self.cond_dim and self.label_injection == "concat":
+            planes = cond[:, :, None, None].to(x.dtype).expand(-1, -1, x.shape[2], x.shape[3])
+            h = torch.cat([x, planes], dim=1)
+        for layer in layers:
+            h = layer(h, cond) if isinstance(layer, ResidualBlock) else layer(h)
+        return h
 
     def decompose(self, x: torch.Tensor, cond: torch.Tensor | None = None):
         """Warp model: (output, flow (B, 2, S, S) in grid units, painted change or None)."""
         if not self.warp:
             raise ValueError("decompose is for warp generators")
-        h = self.trunk(self._with_condition(x, cond))
+        h = self._features(self.trunk, x, cond)
         flow = self.max_flow * 2 * torch.tanh(self.flow(h))  # grid coordinates span 2 per side
         flow = F.interpolate(F.adaptive_avg_pool2d(flow, self.flow_cells), size=x.shape[-2:],
                              mode="bilinear", align_corners=False)
@@ -185,17 +217,55 @@ class ResNetGenerator(nn.Module):
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         change = self.change(h) if self.change is not None else None
         if change is not None:
-            out = (out + change).clamp(-1, 1)
+            out = bounded(out + change)
         return out, flow, change
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if self.warp:
             return self.decompose(x, cond)[0]
-        source = x
-        x = self._with_condition(x, cond)
         if self.residual:
-            return (source + self.net(x)).clamp(-1, 1)
-        return self.net(x)
+            return bounded(x + self._features(self.net, x, cond))
+        return self._features(self.net, x, cond)
+
+
+class _InwardClamp(torch.autograd.Function):
+    """clamp(-1, 1) whose gradient passes wherever descent moves the value back towards [-1, 1]."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(-1, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        # Descent moves x by -grad: outward above 1 when grad < 0, below -1 when grad > 0.
+        return grad.masked_fill(((x > 1) & (grad < 0)) | ((x < -1) & (grad > 0)), 0)
+
+
+def bounded(x: torch.Tensor) -> torch.Tensor:
+    """A residual G's output, input + change, brought into [-1, 1].
+
+    The values are clamp(x, -1, 1), so an untrained residual G (change = 0) is exactly the
+    identity. A plain clamp's gradient is 0 wherever the sum left [-1, 1], so a pixel painted
+    past the bound could never be taken back (issue #18). Here a saturated pixel still passes
+    every gradient that would bring it back; only the gradients that push it further out are
+    dropped, since they change nothing visible and would pile up an overshoot that must be
+    undone before the pixel can move again (which a plain straight-through clamp allows).
+    Not a tanh: tanh(x + change) is not the identity at change = 0, tanh(atanh(x) + change)
+    is, but needs x kept off +-1 (faces have pure black and white pixels) and its gradient,
+    1 - out^2, is again ~0 at the bound (2e-3 at |out| = 0.999)."""
+    return _InwardClamp.apply(x)
+
+
+def saturated_share(images: torch.Tensor, source: torch.Tensor | None = None, level: float = 0.999) -> float:
+    """The share of pixels of `images` at the bound (|value| >= level), leaving out those that
+    were already there in `source` (G's input) when given: how much of a batch a residual G
+    paints to pure black or white."""
+    at_bound = images.detach().abs() >= level
+    if source is not None:
+        at_bound &= source.detach().abs() < level
+    return at_bound.float().mean().item()
 
 
 def _zero_conv(dim: int, out: int) -> nn.Conv2d:
@@ -256,7 +326,7 @@ class StarGANGenerator(ExpressionGenerator):
         super().__init__(config, **overrides)
         c = self.config
         self.net = ResNetGenerator(c.channels, len(c.domains) + len(c.parts), c.width, c.n_down, c.n_res, c.residual,
-                                   c.warp, c.max_flow, c.flow_cells)
+                                   c.warp, c.max_flow, c.flow_cells, c.label_injection)
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -296,9 +366,9 @@ class CycleGANGenerators(ExpressionGenerator):
         if len(c.domains) != 2:
             raise ValueError(f"CycleGAN translates between exactly two domains, got {c.domains}")
         self.a_to_b = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual,
-                                   c.warp, c.max_flow, c.flow_cells)
+                                   c.warp, c.max_flow, c.flow_cells, c.label_injection)
         self.b_to_a = ResNetGenerator(c.channels, len(c.parts), c.width, c.n_down, c.n_res, c.residual,
-                                   c.warp, c.max_flow, c.flow_cells)
+                                   c.warp, c.max_flow, c.flow_cells, c.label_injection)
 
     @property
     def domains(self) -> tuple[str, ...]:
