@@ -165,7 +165,7 @@ def test_every_family_has_its_parser_and_every_flag_has_help():
 def test_a_family_shows_only_the_flags_it_uses():
     parsers = _family_parsers()
     unused = {
-        "stargan": ["--lambda-cyc", "--lambda-id", "--code-dim", "--guide", "--lambda-l1", "--d-features", "--r1-every",
+        "stargan": ["--lambda-cyc", "--lambda-id", "--code-dim", "--lambda-l1", "--d-features", "--r1-every",
                     "--embed-dim", "--schedule-reference-steps"],
         "cyclegan": ["--lambda-cls", "--lambda-rec", "--cls-warmup", "--code-dim", "--guide", "--mask-jitter"],
         "2cet": ["--warp", "--max-flow", "--lambda-gp", "--lambda-cls", "--part-margin", "--guide", "--noise-std", "--d-layers"],
@@ -175,7 +175,8 @@ def test_a_family_shows_only_the_flags_it_uses():
                          "--code-ramp-steps", "--cls-warmup"],
     }
     used = {
-        "stargan": ["--lambda-cls", "--lambda-rec", "--lambda-gp", "--warp", "--part-margin", "--cls-warmup", "--noise-std"],
+        "stargan": ["--lambda-cls", "--lambda-rec", "--lambda-gp", "--warp", "--part-margin", "--cls-warmup", "--noise-std",
+                    "--guide", "--lambda-guide"],
         "cyclegan": ["--lambda-cyc", "--lambda-id", "--lambda-gp", "--warp"],
         "2cet": ["--code-dim", "--lambda-r1", "--r1-every", "--d-features", "--cls-warmup", "--schedule-reference-steps"],
         "inpaint": ["--guide", "--lambda-l1", "--lambda-perc", "--mask-jitter", "--embed-dim"],

@@ -407,7 +407,7 @@ def test_grouped_options_round_trip(model, tmp_path):
     grouped = cfg.grouped()
     assert set(grouped) == {"model", "data", "generator", "discriminator", "loss", "schedule", "run", "output"}
     assert grouped["schedule"]["steps"] == 7 and grouped["data"]["domains"] == list(domains)
-    assert ("guide" in grouped["loss"]) == (model == "inpaint") and ("code_dim" in grouped["generator"]) == (model == "2cet")
+    assert ("guide" in grouped["loss"]) == (model in ("inpaint", "stargan")) and ("code_dim" in grouped["generator"]) == (model == "2cet")
     assert TrainConfig.from_dict(grouped) == cfg
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(grouped))

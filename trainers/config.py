@@ -102,7 +102,7 @@ OPTIONS: dict[str, Option] = {
     "diffaug": Option("discriminator", ALL, "DiffAugment policy for D's inputs, e.g. color,translation,cutout"),
     # loss
     "lambda_gp": Option("loss", GANS, "weight of the WGAN gradient penalty"),
-    "lambda_cls": Option("loss", ("stargan",), "weight of D's domain classification"),
+    "lambda_cls": Option("loss", ("stargan",), "weight of D's domain classification (unused with --guide)"),
     "lambda_rec": Option("loss", ("stargan",), "weight of the reconstruction (translated back to the source)"),
     "lambda_cyc": Option("loss", ("cyclegan",), "weight of the cycle consistency"),
     "lambda_id": Option("loss", ("cyclegan",), "weight of the identity loss"),
@@ -115,11 +115,11 @@ OPTIONS: dict[str, Option] = {
     "lambda_cyc_e_final": Option("loss", ("2cet",), "...and after --cyc-e-ramp-steps"),
     "lambda_r1": Option("loss", ("2cet",), "weight of the R1 penalty on real images (default: StyleGAN2's 0.0002 * size^2 / batch)"),
     "r1_every": Option("loss", ("2cet",), "lazy R1: the penalty every k-th D step, weighted by k"),
-    "guide": Option("loss", REGIONS, "the guide classifier (required; python -m fxaug.trainers.guide writes it)"),
+    "guide": Option("loss", REGIONS + ("stargan",), "the guide classifier (python -m fxaug.trainers.guide writes it; required by the in-context families; stargan: G's expression signal instead of D's classifier, which is then dropped)"),
     "lambda_l1": Option("loss", REGIONS, "weight of the masked L1 reconstruction of a face's own regions"),
     "lambda_perc": Option("loss", REGIONS, "weight of the perceptual distance in the guide's features"),
     "lambda_adv": Option("loss", REGIONS, "weight of the adversarial (hinge) loss"),
-    "lambda_guide": Option("loss", ("inpaint",), "weight of the guide's cross-entropy on label-swapped faces"),
+    "lambda_guide": Option("loss", ("inpaint", "stargan"), "weight of the guide's cross-entropy on label-swapped (stargan: translated) faces"),
     "unspecified_p": Option("loss", ("inpaint",), "share of own-label redraws under the 'unspecified' label"),
     "mask_jitter": Option("loss", REGIONS, "masks scaled by 1 +- this and shifted by up to half of it"),
     "view_aug": Option("loss", ("2cet-inpaint",), "what differs between E's view of a face and G's: any of flip,shift,blur,color"),
@@ -228,7 +228,7 @@ class TrainConfig:
     # inpaint (in-context synthesis, fxaug.models.inpaint): masked L1 and perceptual (guide
     # features) reconstruction of a face's own regions, hinge adversarial and guide
     # cross-entropy on the label-swapped branch
-    guide: str | None = None  # a GuideClassifier checkpoint (python -m fxaug.trainers.guide)
+    guide: str | None = None  # a GuideClassifier checkpoint (python -m fxaug.trainers.guide); stargan: optional
     lambda_l1: float = 10.0
     lambda_perc: float = 1.0
     lambda_adv: float = 1.0
@@ -278,6 +278,11 @@ class TrainConfig:
             raise ValueError("d_features is a 2cet discriminator option")
         if self.cls_warmup and self.model == "cyclegan":
             raise ValueError("cls_warmup trains a classifying D (stargan, 2cet); CycleGAN's has no classes")
+        if self.guide and self.model == "stargan":
+            if self.cls_warmup:
+                raise ValueError("cls_warmup trains D's classifier, which a stargan --guide replaces")
+            if self.method == "parts":
+                raise ValueError("a guide classifies whole faces: stargan --guide trains by --method image or face, not parts")
         if self.batch < 2 or self.n_critic < 1 or self.steps < 1:
             raise ValueError("batch >= 2, n_critic >= 1 and steps >= 1 are required")
         if self.lambda_r1 is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from fxaug.models import CycleGANGenerators, PatchDiscriminator, StarGANGenerator
 from fxaug.models.gan import ResNetGenerator, saturated_share
 
 from . import losses as L
 from .config import register_trainer
+from .guide import guide_indices, load_guide
 from .loop import GANTrainer
 
 
@@ -54,13 +56,33 @@ def _saturation(cfg, fake: torch.Tensor, source: torch.Tensor) -> dict[str, floa
 # The paper's GANs (WGAN-GP) update G every 5th step with Adam(0.5, 0.99).
 @register_trainer("stargan", method="image", n_critic=5, beta1=0.5, width=64, d_width=64, lr=1e-4)
 class StarGANTrainer(GANTrainer):
-    """One conditional G over all domains; D scores realism per patch and classifies the domain."""
+    """One conditional G over all domains; D scores realism per patch and classifies the domain
+    (the paper's). With --guide, G's expression signal is the frozen guide classifier's instead,
+    and D scores realism alone: D's small classifier, trained beside the critic on noisy inputs,
+    reached 0.53-0.59 balanced accuracy on three classes in 1,500 steps, and G learnt its
+    shortcuts (issue #18)."""
 
     def build(self) -> None:
         cfg = self.cfg
         self.nets["G"] = StarGANGenerator(**_generator_kwargs(cfg, self.data))
-        self.nets["D"] = _discriminator(cfg, self.data, len(self.data.domain_names))
+        # with a guide D has no classifier head: nothing would train it, and G does not read it
+        self.nets["D"] = _discriminator(cfg, self.data, 0 if cfg.guide else len(self.data.domain_names))
         self.opts = {k: self.adam(v) for k, v in self.nets.items()}
+        self.guide = None
+        if cfg.guide:
+            self.guide = load_guide(cfg.guide, device=self.device)
+            if self.guide.config.channels != cfg.channels:
+                raise ValueError(f"{cfg.guide}: the guide reads {self.guide.config.channels}-channel faces, "
+                                 f"this run trains {cfg.channels}-channel ones")
+            self.to_guide = guide_indices(self.guide, self.data.domain_names, self.device)
+
+    def guide_loss(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The frozen guide's cross-entropy on G's outputs towards their targets, read at the
+        guide's own size (bilinear, antialiased only when shrinking)."""
+        size = self.guide.config.image_size
+        if fake.shape[-1] != size:
+            fake = F.interpolate(fake, size=size, mode="bilinear", align_corners=False, antialias=size < fake.shape[-1])
+        return F.cross_entropy(self.guide(fake), self.to_guide[target])
 
     def _targets(self, source: torch.Tensor) -> torch.Tensor:
         """A random domain other than each sample's own (from the seeded sampler stream)."""
@@ -78,11 +100,12 @@ class StarGANTrainer(GANTrainer):
         real_score, real_logits = D(self.augment(x), parts=names)
         fake_score, _ = D(self.augment(fake), parts=names)
         gp = L.gradient_penalty(lambda z: D(self.augment(z), parts=names)[0], x, fake)
-        cls = L.classification_loss(real_logits, src)
+        cls = L.classification_loss(real_logits, src) if real_logits is not None else None  # None: a guide's run
         adv = L.critic_loss(real_score, fake_score)
-        loss = adv + cfg.lambda_cls * cls + cfg.lambda_gp * gp
+        loss = adv + (cfg.lambda_cls * cls if cls is not None else 0.0) + cfg.lambda_gp * gp
         self.optimize("D", loss)
-        return {"D/loss": loss.item(), "D/adv": adv.item(), "D/cls": cls.item(), "D/gp": gp.item()}
+        out = {"D/loss": loss.item(), "D/adv": adv.item(), "D/gp": gp.item()}
+        return out | ({"D/cls": cls.item()} if cls is not None else {})
 
     def classifier_step(self) -> dict[str, float]:
         x, src, parts = self.batch()
@@ -99,13 +122,17 @@ class StarGANTrainer(GANTrainer):
         fake, paint, move = _translate(G.net, x, G.condition(trg, len(x), x.device, names))
         fake_score, fake_logits = D(self.augment(fake), parts=names)
         adv = L.generator_adversarial_loss(fake_score)
-        cls = L.classification_loss(fake_logits, trg)
+        # the expression term: D's classifier (the paper's) or the frozen guide's
+        if self.guide is None:
+            expr, lambda_expr, expr_name = L.classification_loss(fake_logits, trg), cfg.lambda_cls, "G/cls"
+        else:
+            expr, lambda_expr, expr_name = self.guide_loss(fake, trg), cfg.lambda_guide, "G/guide"
         back, paint_back, move_back = _translate(G.net, fake, G.condition(src, len(x), x.device, names))
         rec = L.l1(back, x)
         paint, move = (paint + paint_back) / 2, (move + move_back) / 2
-        loss = adv + cfg.lambda_cls * cls + cfg.lambda_rec * rec + cfg.lambda_paint * paint + cfg.lambda_flow * move
+        loss = adv + lambda_expr * expr + cfg.lambda_rec * rec + cfg.lambda_paint * paint + cfg.lambda_flow * move
         self.optimize("G", loss)
-        out = {"G/loss": loss.item(), "G/adv": adv.item(), "G/cls": cls.item(), "G/rec": rec.item()}
+        out = {"G/loss": loss.item(), "G/adv": adv.item(), expr_name: expr.item(), "G/rec": rec.item()}
         return out | _warp_terms(cfg, paint, move) | _saturation(cfg, fake, x)
 
 

@@ -98,6 +98,17 @@ def load_guide(directory: str | Path, device="cpu") -> GuideClassifier:
     return guide.eval().requires_grad_(False)
 
 
+def guide_indices(guide: GuideClassifier, domains, device="cpu") -> torch.Tensor:
+    """Each generator domain's class index in the guide (whose classes may be more, in another
+    order): the targets of the guide's cross-entropy. A domain the guide does not classify is an
+    error naming it."""
+    classes = guide.config.classes
+    missing = [d for d in domains if E.canonical(d) not in classes]
+    if missing:
+        raise ValueError(f"the guide does not classify {missing}; its classes: {', '.join(classes)}")
+    return torch.tensor([classes.index(E.canonical(d)) for d in domains], device=device)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .config import TrainConfig
     from .data import build_training_set

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxaug import emotions as E
 from fxaug.models.inpaint import ExpressionInpainter, ProjectionDiscriminator, parse_target_regions
 
-from .guide import load_guide
+from .guide import guide_indices, load_guide
 from .config import register_trainer
 from .loop import GANTrainer
 
@@ -43,7 +42,7 @@ class InpaintTrainer(GANTrainer):
                                                 embed_dim=cfg.embed_dim, domains=domains,
                                                 target_regions=parse_target_regions(cfg.target_regions)))
         # the generator's domain index -> the guide's class index
-        self.to_guide = torch.tensor([self.guide.config.classes.index(E.canonical(d)) for d in domains], device=self.device)
+        self.to_guide = guide_indices(self.guide, domains, self.device)
 
     def check_regions_data(self) -> tuple[str, ...]:
         """The in-context families need a guide and each face's landmarks; returns the domains."""
