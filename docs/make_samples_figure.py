@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "docs" / "images" / "samples.png"))
     p.add_argument("--news", type=int, default=8, help="news photos below the faces (0: none)")
     p.add_argument("--news-targets", default="happy,surprise,sad,anger")
+    p.add_argument("--targets", help="comma-separated targets of the faces' columns (default: every target a model offers)")
     args = p.parse_args(argv)
 
     faces = test_faces(args.source, args.n)
@@ -91,8 +92,9 @@ def main(argv=None) -> int:
             continue  # not a StarGAN/CycleGAN generator
         pipe = ExpressionPipeline(model, device="cpu")
         short = Path(name).name
+        wanted = {E.canonical(t) for t in args.targets.split(",")} if args.targets else None
         for target in pipe.targets:
-            if target == E.canonical(args.source):
+            if target == E.canonical(args.source) or (wanted is not None and target not in wanted):
                 continue
             outs = pipe.transfer(list(faces), target)
             columns.append((f"{pipe.method}\n{target}", np.stack([r.image for r in outs])))
