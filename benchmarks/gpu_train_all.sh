@@ -14,7 +14,8 @@
 #   checkout without dependencies.
 # RUNS picks the stages (default "guide inpaint stargan cyclegan", which fill the 600 s). The
 #   2cet-inpaint family (2CET's encoder driving the in-context generator, issue #17) needs the guide
-#   trained in the same call: command 'RUNS="guide 2cet-inpaint" bash benchmarks/gpu_train_all.sh'.
+#   trained in the same call: command 'RUNS="guide 2cet-inpaint" bash benchmarks/gpu_train_all.sh'. So
+#   does stargan-guided, the StarGAN with issue #18's guide and FiLM: RUNS="guide stargan-guided".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-training/gpu/ferplus-regions-48.npz}
@@ -61,4 +62,8 @@ run stargan $PY -m fxaug.trainers stargan "${COMMON[@]}" --method image --domain
   --steps "$GAN_STEPS" --out "$OUT/stargan-image-48"
 run cyclegan $PY -m fxaug.trainers cyclegan "${COMMON[@]}" --method image --domains neutral,happy \
   --steps "$GAN_STEPS" --out "$OUT/cyclegan-image-48"
+# StarGAN with issue #18's departures from the paper: FiLM label injection and the guide's expression
+# signal instead of D's classifier (the CPU run of session 12, docs/models.md); needs the guide stage.
+run stargan-guided $PY -m fxaug.trainers stargan "${COMMON[@]}" --method image --domains neutral,happy,sad \
+  --residual --label-injection film --guide "$OUT/guide/guide" --steps "$GAN_STEPS" --out "$OUT/stargan-guided-48"
 ls -R "$OUT" | head -50
