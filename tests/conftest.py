@@ -92,6 +92,16 @@ def tiny_parts_model(tmp_path_factory) -> Path:
     return path
 
 
+def write_fer_classes(root: Path, fer: FerData, emotions, n: int) -> Path:
+    """The first `n` faces of `emotions` in a seeded sample of 200 FER2013 training faces, written
+    as class folders under `root`: the trainers' tests' small real training set."""
+    from dataset_writers import write_class_folders
+
+    rows = [r for r in fer.sample(200, seed=21) if fer.emotion(r) in emotions][:n]
+    write_class_folders(root, [(int(r), fer.images[r], fer.emotion(r)) for r in rows])
+    return root
+
+
 # -- rebalance beyond one process (tests/test_rebalance_shards.py, tests/test_rebalance_ray.py) --
 
 # 300 real FER2013 training faces in class folders (FERPlus majority labels), 6 of them FER

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dataset_writers import write_class_folders
+from conftest import write_fer_classes
 
 from fxaug.trainers import TrainConfig, make_trainer
 from fxaug.trainers import losses as L
@@ -14,10 +14,7 @@ from fxaug.trainers import losses as L
 @pytest.fixture(scope="module")
 def faces48(tmp_path_factory, fer):
     """36 FER2013 faces (48 px) of neutral, happy and sad, in class folders."""
-    root = tmp_path_factory.mktemp("faces48")
-    rows = [r for r in fer.sample(200, seed=21) if fer.emotion(r) in ("neutral", "happy", "sad")][:36]
-    write_class_folders(root, [(int(r), fer.images[r], fer.emotion(r)) for r in rows])
-    return root
+    return write_fer_classes(tmp_path_factory.mktemp("faces48"), fer, ("neutral", "happy", "sad"), 36)
 
 
 def tiny_config(faces, tmp_path, **kw) -> TrainConfig:

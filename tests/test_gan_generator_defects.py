@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from dataset_writers import write_class_folders
+from conftest import write_fer_classes
 
 from fxaug.models import CycleGANGenerators, StarGANGenerator, load_model
 from fxaug.models.gan import ResidualBlock, bounded, saturated_share
@@ -182,9 +182,7 @@ def test_a_generator_saved_before_label_injection_existed_loads_as_concat(tmp_pa
 def test_training_options_reach_the_generator_and_the_log(fer, tmp_path):
     from fxaug.trainers import TrainConfig, make_trainer
 
-    faces = tmp_path / "faces"
-    rows = [r for r in fer.sample(200, seed=21) if fer.emotion(r) in ("neutral", "happy")][:16]
-    write_class_folders(faces, [(int(r), fer.images[r], fer.emotion(r)) for r in rows])
+    faces = write_fer_classes(tmp_path / "faces", fer, ("neutral", "happy"), 16)
     cfg = TrainConfig(data=str(faces), cache_dir=str(tmp_path / "cache"), size=16, width=4, n_res=1, d_width=4,
                       batch=4, steps=2, n_critic=1, log_every=1, sample_every=100, snapshot_every=100,
                       tensorboard=False, residual=True, label_injection="film")

@@ -10,7 +10,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from dataset_writers import write_class_folders
+from conftest import write_fer_classes
 
 from fxaug.trainers import TrainConfig, make_trainer
 from fxaug.trainers.guide import GuideClassifier, guide_indices
@@ -22,10 +22,7 @@ GUIDE_CLASSES = ("sad", "surprise", "neutral", "happy")
 
 @pytest.fixture(scope="module")
 def faces_dir(tmp_path_factory, fer):
-    root = tmp_path_factory.mktemp("faces")
-    rows = [r for r in fer.sample(200, seed=21) if fer.emotion(r) in DOMAINS][:24]
-    write_class_folders(root, [(int(r), fer.images[r], fer.emotion(r)) for r in rows])
-    return root
+    return write_fer_classes(tmp_path_factory.mktemp("faces"), fer, DOMAINS, 24)
 
 
 def _guide(folder, size: int):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from dataset_writers import write_class_folders
+from conftest import write_fer_classes
 
 from fxaug.methods import PART_NAMES
 from fxaug.models import load_model
@@ -26,10 +26,7 @@ TINY = dict(size=16, width=4, n_res=1, d_width=4, batch=4, log_every=1, sample_e
 
 @pytest.fixture(scope="module")
 def faces_dir(tmp_path_factory, fer):
-    root = tmp_path_factory.mktemp("faces")
-    rows = [r for r in fer.sample(200, seed=21) if fer.emotion(r) in ("neutral", "happy", "sad")][:36]
-    write_class_folders(root, [(int(r), fer.images[r], fer.emotion(r)) for r in rows])
-    return root
+    return write_fer_classes(tmp_path_factory.mktemp("faces"), fer, ("neutral", "happy", "sad"), 36)
 
 
 def _cfg(faces_dir, tmp_path, **kw):
