@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fer import fer_faces
 from fxaug.models import TwoCETDiscriminator
@@ -61,14 +60,11 @@ def landmark_probe(seed: int) -> float:
     from sklearn.linear_model import LogisticRegression
 
     D = TwoCETDiscriminator(image_size=48, width=8, features="landmarks")
-    net = D.landmark_net
     rng = np.random.default_rng(seed)
 
     def features(x: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            rgb = (x.expand(-1, 3, -1, -1) + 1) * 127.5
-            rgb = F.interpolate(rgb, size=112, mode="bilinear", align_corners=False)
-            _, _, h2, h3 = net.features(rgb)
+            h2, h3 = D.landmark_features(x)  # the faces at the landmark net's 112 px, as D reads them
             return torch.cat([h2.mean((2, 3)), h3.flatten(1)], 1).numpy()
 
     def pick(split: str, n: int):
