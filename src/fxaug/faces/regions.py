@@ -217,21 +217,15 @@ def crop(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ExpressionRegion:
-    """A region an expression changes: the convex hull of some landmarks, grown by margins in IOD
-    units (left/right, up, down: a smile widens the mouth, surprise drops the jaw and lifts the
-    brows). `indices` may instead be several groups of points, one hull each (a region on both
-    sides of the face whose single hull would swallow the nose)."""
+    """A region an expression changes: the convex hulls of groups of landmarks (one group, or one
+    per side where a single hull would swallow the nose), grown by margins in IOD units
+    (left/right, up, down: a smile widens the mouth, surprise drops the jaw and lifts the brows)."""
 
     name: str
-    indices: tuple[int, ...] | tuple[tuple[int, ...], ...]
+    hulls: tuple[tuple[int, ...], ...]
     side: float
     up: float
     down: float
-
-    @property
-    def hulls(self) -> tuple[tuple[int, ...], ...]:
-        """The groups of landmark indices, one convex hull each."""
-        return self.indices if isinstance(self.indices[0], tuple) else (self.indices,)
 
 
 # one side's cheek: the lower lid (outer corner, lower lid points, inner corner), the nose wing,
@@ -244,9 +238,9 @@ EXPRESSION_REGIONS: dict[str, ExpressionRegion] = {
     for r in (
         # the lips, room for the corners to widen and lift and the jaw to drop; the nasolabial
         # folds stay outside (they carry identity and measured no gain for happy)
-        ExpressionRegion("mouth", OUTER_LIPS, side=0.22, up=0.16, down=0.30),
+        ExpressionRegion("mouth", (OUTER_LIPS,), side=0.22, up=0.16, down=0.30),
         # both brows and eyes and the brow ridge between them (frowns, raised brows, widened eyes)
-        ExpressionRegion("eyes", RIGHT_BROW + LEFT_BROW + RIGHT_EYE + LEFT_EYE, side=0.10, up=0.18, down=0.15),
+        ExpressionRegion("eyes", (RIGHT_BROW + LEFT_BROW + RIGHT_EYE + LEFT_EYE,), side=0.10, up=0.18, down=0.15),
         # a smile's cheek raise (AU6): cheeks, nasolabial folds and the lower half of each eye up to
         # the line between its corners, so the lower lids can rise while the upper lids, lashes and
         # brows stay the source's pixels (redrawn whole eyes came out soft: session 11)
